@@ -1,0 +1,127 @@
+"""The one error tree of registryd.
+
+Every error a client can observe carries a stable protocol ``code`` (PROTOCOL.md
+sections 4 and 5) and says whether a retry may succeed.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "BadRequest",
+    "ConfigError",
+    "Forbidden",
+    "Internal",
+    "InvalidParams",
+    "NotFound",
+    "RegistryError",
+    "ResyncRequired",
+    "Unavailable",
+    "UnknownMethod",
+    "UnknownType",
+    "error_for_code",
+]
+
+
+class RegistryError(Exception):
+    """Base of every error registryd reports; ``code`` is the protocol's error code."""
+
+    code: ClassVar[str] = "internal"
+    retryable: ClassVar[bool] = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_wire(self) -> dict[str, object]:
+        """The ``error`` object of an RPC reply."""
+        return {"code": self.code, "message": self.message, "retryable": self.retryable}
+
+
+class BadRequest(RegistryError):
+    """The message is not a JSON object of the expected envelope."""
+
+    code = "bad_request"
+    retryable = False
+
+
+class UnknownMethod(RegistryError):
+    """An RPC names a method the protocol does not have."""
+
+    code = "unknown_method"
+    retryable = False
+
+
+class UnknownType(RegistryError):
+    """An event names a ``type`` the protocol does not have."""
+
+    code = "unknown_type"
+    retryable = False
+
+
+class InvalidParams(RegistryError):
+    """A field is missing, ill-typed, out of range or not allowed."""
+
+    code = "invalid_params"
+    retryable = False
+
+
+class NotFound(RegistryError):
+    """A write names a worker id that does not exist."""
+
+    code = "not_found"
+    retryable = False
+
+
+class Forbidden(RegistryError):
+    """The AMQP user may not act for the master the message names."""
+
+    code = "forbidden"
+    retryable = False
+
+
+class ResyncRequired(RegistryError):
+    """``getChanges`` was asked for history older than what is retained."""
+
+    code = "resync_required"
+    retryable = False
+
+
+class Unavailable(RegistryError):
+    """A backend (Redis, RabbitMQ) is down or did not answer in time."""
+
+    code = "unavailable"
+    retryable = True
+
+
+class Internal(RegistryError):
+    """An unexpected failure inside registryd."""
+
+    code = "internal"
+    retryable = True
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the process exits with a clear message."""
+
+
+_BY_CODE: dict[str, type[RegistryError]] = {
+    cls.code: cls
+    for cls in (
+        BadRequest,
+        UnknownMethod,
+        UnknownType,
+        InvalidParams,
+        NotFound,
+        Forbidden,
+        ResyncRequired,
+        Unavailable,
+        Internal,
+    )
+}
+
+
+def error_for_code(code: str, message: str) -> RegistryError:
+    """Rebuild the typed error for a protocol code (unknown codes become ``Internal``)."""
+    return _BY_CODE.get(code, Internal)(message)

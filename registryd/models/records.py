@@ -1,0 +1,97 @@
+"""What reads return: the worker record, the master record, change notifications."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "ChangesPage",
+    "ConfiguredOn",
+    "Master",
+    "MasterChange",
+    "PingResult",
+    "Reset",
+    "Worker",
+    "WorkerChange",
+]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConfiguredOn(_Record):
+    """One (builder, master) pair a worker is configured on."""
+
+    builderid: int
+    masterid: int
+
+
+class Worker(_Record):
+    """The worker record of PROTOCOL.md section 1, in its field order."""
+
+    id: int
+    name: str
+    workerinfo: dict[str, Any]
+    paused: bool
+    pause_reason: str | None
+    graceful: bool
+    connected_to: list[int]
+    configured_on: list[ConfiguredOn]
+
+
+class Master(_Record):
+    """A master as ``getMasters`` lists it; ``last_seen`` is ISO-8601 UTC."""
+
+    id: int
+    name: str | None
+    active: bool
+    last_seen: str | None
+
+
+WorkerEvent = Literal["new", "connected", "disconnected", "configured", "state_updated"]
+MasterEvent = Literal["active", "stopped", "expired"]
+
+
+class WorkerChange(_Record):
+    """A notification about one worker: routing key ``workers.<id>.<event>``."""
+
+    revision: int
+    event: WorkerEvent
+    workerid: int
+    masterid: int | None
+    worker: Worker
+
+
+class MasterChange(_Record):
+    """A notification about one master: routing key ``masters.<id>.<event>``."""
+
+    revision: int
+    event: MasterEvent
+    masterid: int
+    master: Master
+
+
+class Reset(_Record):
+    """The ``registry.reset`` notification: a new epoch, revisions restart."""
+
+    event: Literal["reset"]
+    epoch: str
+    revision: Literal[0]
+
+
+class ChangesPage(_Record):
+    """The result of ``getChanges``."""
+
+    revision: int
+    changes: list[WorkerChange | MasterChange]
+
+
+class PingResult(_Record):
+    """The result of ``ping``."""
+
+    version: str
+    revision: int
+    epoch: str

@@ -1,0 +1,6 @@
+"""Pure registry rules: no I/O here."""
+
+from registryd.registry.filters import WorkerFilter, select_workers
+from registryd.registry.validation import describe, parse_params
+
+__all__ = ["WorkerFilter", "describe", "parse_params", "select_workers"]

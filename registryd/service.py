@@ -1,0 +1,105 @@
+"""One entry point per operation, shared by the event consumer and the RPC server.
+
+This is where a parsed operation meets the store: reads are filtered here with the
+pure rules of :mod:`registryd.registry`, writes go to Redis as one atomic script each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import structlog
+from pydantic import BaseModel
+
+from registryd import __version__
+from registryd.models import (
+    FindWorkerId,
+    GetChanges,
+    GetMasters,
+    GetWorker,
+    GetWorkers,
+    Operation,
+    Ping,
+    PingResult,
+    Worker,
+)
+from registryd.registry import WorkerFilter, select_workers
+from registryd.store import RedisStore
+from registryd.store.redis import EpochMissing
+
+__all__ = ["Registry", "Result"]
+
+log = structlog.get_logger(__name__)
+
+#: What an operation returns: a model, a list of them, an id, or nothing.
+Result = BaseModel | Sequence[BaseModel] | int | None
+
+
+class Registry:
+    """The registry's operations over one store."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self.store = store
+        self.epoch: str | None = None
+
+    async def start(self) -> str:
+        """Make sure the registry has an epoch; warn when it is not the one seen before."""
+        epoch, made = await self.store.init_epoch()
+        if made:
+            event = "new epoch: registry reset" if self.epoch else "new epoch: registry created"
+            (log.warning if self.epoch else log.info)(event, epoch=epoch, previous=self.epoch)
+        elif self.epoch not in (None, epoch):
+            log.warning("epoch changed under us", epoch=epoch, previous=self.epoch)
+        self.epoch = epoch
+        return epoch
+
+    async def execute(self, op: Operation, message_id: str | None = None) -> Result:
+        """Run one operation; an epoch lost with Redis's data is remade once, then retried."""
+        try:
+            return await self._dispatch(op, message_id)
+        except EpochMissing:
+            await self.start()
+            return await self._dispatch(op, message_id)
+
+    async def _dispatch(self, op: Operation, message_id: str | None) -> Result:  # noqa: PLR0911 - one arm per read
+        match op:
+            case Ping():
+                return await self.ping()
+            case GetWorker():
+                return await self.get_worker(op)
+            case GetWorkers():
+                return await self.get_workers(op)
+            case GetMasters():
+                return await self.store.read_masters()
+            case GetChanges():
+                return await self.store.read_changes(op.since, op.limit)
+            case FindWorkerId():
+                return await self.store.find_worker_id(op.name)
+        await self.store.apply(op, message_id)
+        return None
+
+    async def ping(self) -> PingResult:
+        """``ping``: version, current revision and epoch."""
+        revision, epoch = await self.store.state()
+        if epoch is None:
+            raise EpochMissing("the registry has no epoch")
+        return PingResult(version=__version__, revision=revision, epoch=epoch)
+
+    async def get_workers(self, op: GetWorkers) -> list[Worker]:
+        """``getWorkers``: listed workers cut down by the filters, by ascending id."""
+        where = WorkerFilter(op.masterid, op.builderid, op.paused, op.graceful)
+        return select_workers(await self.store.read_workers(op.masterid), where)
+
+    async def get_worker(self, op: GetWorker) -> Worker | None:
+        """``getWorker``: by id and/or name (both must match), then the pair filters."""
+        workerid = op.workerid
+        if workerid is None:
+            if op.name is None:
+                return None
+            workerid = await self.store.worker_id_of(op.name)
+            if workerid is None:
+                return None
+        worker = await self.store.read_worker(workerid)
+        if worker is None or op.name not in (None, worker.name):
+            return None
+        return WorkerFilter(op.masterid, op.builderid).apply(worker)

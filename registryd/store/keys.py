@@ -1,0 +1,138 @@
+"""Every Redis key name registryd uses, built in this one place.
+
+All keys share the hash tag ``{<prefix>}`` so that one registry lives in one Redis
+Cluster slot and every Lua script may touch all of it atomically. The scripts get the
+fixed keys and the prefixes of the per-entity keys as ``KEYS`` in the order of
+:meth:`Keys.script_keys`; ``scripts/_lib.lua`` names them in the same order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Keys"]
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """The key names of one registry, for one prefix."""
+
+    prefix: str
+
+    @property
+    def base(self) -> str:
+        """The hash-tagged base every key starts with."""
+        return "{" + self.prefix + "}"
+
+    @property
+    def epoch(self) -> str:
+        """String: the random id of the current state (PROTOCOL.md section 6, Reset)."""
+        return f"{self.base}:epoch"
+
+    @property
+    def revision(self) -> str:
+        """String: the last revision handed out."""
+        return f"{self.base}:rev"
+
+    @property
+    def changes(self) -> str:
+        """Stream: the change log, one entry per revision, entry id ``<revision>-1``."""
+        return f"{self.base}:changes"
+
+    @property
+    def next_worker_id(self) -> str:
+        """String: the last worker id handed out."""
+        return f"{self.base}:nextid"
+
+    @property
+    def names(self) -> str:
+        """Hash: worker name to worker id."""
+        return f"{self.base}:names"
+
+    @property
+    def workers(self) -> str:
+        """Sorted set: every worker id, scored by itself."""
+        return f"{self.base}:workers"
+
+    @property
+    def masters(self) -> str:
+        """Sorted set: every master listed by ``getMasters``, scored by id."""
+        return f"{self.base}:masters"
+
+    @property
+    def leases(self) -> str:
+        """Sorted set: active masters scored by the time (ms) their lease ends."""
+        return f"{self.base}:leases"
+
+    @property
+    def reset(self) -> str:
+        """String: an epoch whose ``registry.reset`` notification is not published yet."""
+        return f"{self.base}:reset"
+
+    @property
+    def relay_cursor(self) -> str:
+        """String: the last revision the relay has published."""
+        return f"{self.base}:relay:cursor"
+
+    @property
+    def relay_lock(self) -> str:
+        """String: the token of the one process that relays notifications now."""
+        return f"{self.base}:relay:lock"
+
+    @property
+    def worker_prefix(self) -> str:
+        """Prefix of ``<prefix><id>``: hash with one worker's fields and its JSON doc."""
+        return f"{self.base}:w:"
+
+    @property
+    def master_prefix(self) -> str:
+        """Prefix of ``<prefix><id>``: hash with one master's name, state and last_seen."""
+        return f"{self.base}:m:"
+
+    @property
+    def configured_prefix(self) -> str:
+        """Prefix of ``<prefix><masterid>``: set of worker ids with pairs on that master."""
+        return f"{self.base}:mcfg:"
+
+    @property
+    def connected_prefix(self) -> str:
+        """Prefix of ``<prefix><masterid>``: set of worker ids connected to that master."""
+        return f"{self.base}:mconn:"
+
+    @property
+    def message_prefix(self) -> str:
+        """Prefix of ``<prefix><message_id>``: a remembered event ``message_id``."""
+        return f"{self.base}:msg:"
+
+    def worker(self, workerid: int) -> str:
+        """The hash of one worker."""
+        return f"{self.worker_prefix}{workerid}"
+
+    def message(self, message_id: str) -> str:
+        """The marker of one remembered ``message_id``."""
+        return f"{self.message_prefix}{message_id}"
+
+    def script_keys(self) -> list[str]:
+        """``KEYS`` of every Lua script, in the order ``_lib.lua`` expects."""
+        return [
+            self.epoch,
+            self.revision,
+            self.changes,
+            self.next_worker_id,
+            self.names,
+            self.workers,
+            self.masters,
+            self.leases,
+            self.reset,
+            self.relay_cursor,
+            self.worker_prefix,
+            self.master_prefix,
+            self.configured_prefix,
+            self.connected_prefix,
+            self.message_prefix,
+        ]
+
+    def pattern(self) -> str:
+        """A SCAN pattern matching every key of this registry (for clean-up in tests)."""
+        escaped = self.base.replace("{", "\\{").replace("}", "\\}")
+        return f"{escaped}:*"

@@ -1,0 +1,201 @@
+-- Shared prelude of every registryd script: it is prepended to each script's body.
+--
+-- KEYS (built by registryd/store/keys.py, Keys.script_keys, in this order):
+--   1 epoch  2 rev  3 changes  4 nextid  5 names  6 workers  7 masters  8 leases
+--   9 reset  10 relay cursor  11 worker hash prefix  12 master hash prefix
+--   13 per-master configured-set prefix  14 per-master connected-set prefix
+--   15 message-id marker prefix
+-- ARGV (common header, set by registryd/store/redis.py):
+--   1 change-log retention (entries kept at least)  2 message_id or ''
+--   3 message_id memory in ms  4 now in ms or '' (then Redis TIME is used)
+--   5.. the operation's own arguments, documented in each script.
+-- Ids travel as canonical decimal strings and stay strings here, so that large ids
+-- never pass through Lua's number formatting.
+local K_EPOCH, K_REV, K_CHANGES, K_NEXTID, K_NAMES, K_WORKERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local K_MASTERS, K_LEASES, K_RESET, K_CURSOR = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local P_WORKER, P_MASTER, P_CFG, P_CONN, P_MSG = KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15]
+local RETAIN, MSGID, MSG_TTL, NOW_ARG = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local A = {}
+for i = 5, #ARGV do A[#A + 1] = ARGV[i] end
+
+local function num_less(a, b) return tonumber(a) < tonumber(b) end
+
+local function require_epoch()
+  if redis.call('EXISTS', K_EPOCH) == 0 then
+    error({err = 'NOEPOCH the registry has no epoch; it was reset'})
+  end
+end
+
+local function not_found(workerid)
+  return error({err = 'NOT_FOUND no worker with id ' .. workerid})
+end
+
+local function now_ms()
+  if NOW_ARG ~= '' then return tonumber(NOW_ARG) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- An event whose message_id was applied recently is acknowledged and ignored.
+local function seen_message()
+  return MSGID ~= '' and redis.call('EXISTS', P_MSG .. MSGID) == 1
+end
+
+local function remember_message()
+  if MSGID ~= '' then redis.call('SET', P_MSG .. MSGID, '1', 'PX', MSG_TTL) end
+end
+
+-- "a,b,c" <-> {"a","b","c"}
+local function split(s)
+  local out = {}
+  if s and s ~= '' then
+    for part in string.gmatch(s, '[^,]+') do out[#out + 1] = part end
+  end
+  return out
+end
+
+-- configured_on pairs are "masterid:builderid" strings, sorted by master then builder.
+local function pair_less(a, b)
+  local am, ab = string.match(a, '^(%d+):(%d+)$')
+  local bm, bb = string.match(b, '^(%d+):(%d+)$')
+  if am ~= bm then return tonumber(am) < tonumber(bm) end
+  return tonumber(ab) < tonumber(bb)
+end
+
+local function pair_master(p) return string.match(p, '^(%d+):') end
+
+local function iso_utc(ms)
+  -- Howard Hinnant's civil_from_days: Redis Lua has no os.date.
+  local secs = math.floor(ms / 1000)
+  local millis = ms - secs * 1000
+  local days = math.floor(secs / 86400)
+  local rem = secs - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d,
+    math.floor(rem / 3600), math.floor((rem % 3600) / 60), rem % 60, millis)
+end
+
+-- Workers ------------------------------------------------------------------------------
+
+local function load_worker(id)
+  local key = P_WORKER .. id
+  local v = redis.call('HMGET', key, 'name', 'info', 'paused', 'reason', 'graceful', 'conn', 'cfg')
+  if not v[1] then return nil end
+  return {id = id, key = key, name = v[1], info = v[2], paused = v[3], reason = v[4],
+          graceful = v[5], conn = split(v[6]), cfg = split(v[7])}
+end
+
+local function must_load_worker(id)
+  return load_worker(id) or not_found(id)
+end
+
+local function render_worker(w)
+  local pairs_json = {}
+  for i, p in ipairs(w.cfg) do
+    local m, b = string.match(p, '^(%d+):(%d+)$')
+    pairs_json[i] = '{"builderid":' .. b .. ',"masterid":' .. m .. '}'
+  end
+  return '{"id":' .. w.id .. ',"name":' .. w.name .. ',"workerinfo":' .. w.info
+    .. ',"paused":' .. (w.paused == '1' and 'true' or 'false')
+    .. ',"pause_reason":' .. w.reason
+    .. ',"graceful":' .. (w.graceful == '1' and 'true' or 'false')
+    .. ',"connected_to":[' .. table.concat(w.conn, ',') .. ']'
+    .. ',"configured_on":[' .. table.concat(pairs_json, ',') .. ']}'
+end
+
+local function save_worker(w)
+  table.sort(w.conn, num_less)
+  table.sort(w.cfg, pair_less)
+  local doc = render_worker(w)
+  redis.call('HSET', w.key, 'name', w.name, 'info', w.info, 'paused', w.paused,
+    'reason', w.reason, 'graceful', w.graceful, 'conn', table.concat(w.conn, ','),
+    'cfg', table.concat(w.cfg, ','), 'doc', doc)
+  return doc
+end
+
+local function index_of(list, value)
+  for i, v in ipairs(list) do if v == value then return i end end
+  return nil
+end
+
+-- Change log ---------------------------------------------------------------------------
+
+local function append_change(routing_key, body_after_revision)
+  local rev = redis.call('INCR', K_REV)
+  local rev_s = string.format('%d', rev)
+  redis.call('XADD', K_CHANGES, 'MAXLEN', '~', RETAIN, rev_s .. '-1',
+    'k', routing_key, 'b', '{"revision":' .. rev_s .. ',' .. body_after_revision)
+  return rev
+end
+
+-- Saves the worker and logs one change for it; masterid is a decimal string or nil.
+local function commit_worker(w, event, masterid)
+  local doc = save_worker(w)
+  append_change('workers.' .. w.id .. '.' .. event,
+    '"event":"' .. event .. '","workerid":' .. w.id .. ',"masterid":' .. (masterid or 'null')
+    .. ',"worker":' .. doc .. '}')
+end
+
+-- Masters ------------------------------------------------------------------------------
+
+local function render_master(id)
+  local v = redis.call('HMGET', P_MASTER .. id, 'name', 'active', 'last_seen')
+  return '{"id":' .. id .. ',"name":' .. (v[1] or 'null') .. ',"active":'
+    .. (v[2] == '1' and 'true' or 'false') .. ',"last_seen":'
+    .. (v[3] and ('"' .. iso_utc(tonumber(v[3])) .. '"') or 'null') .. '}'
+end
+
+local function commit_master(id, event)
+  append_change('masters.' .. id .. '.' .. event,
+    '"event":"' .. event .. '","masterid":' .. id .. ',"master":' .. render_master(id) .. '}')
+end
+
+-- Removes master mid from every worker (connections and pairs), in ascending worker id,
+-- logging 'disconnected' for the connected ones and 'configured' for the others.
+-- Returns how many workers changed.
+local function drop_master_from_workers(mid)
+  local ids = redis.call('SUNION', P_CONN .. mid, P_CFG .. mid)
+  table.sort(ids, num_less)
+  local changed = 0
+  for _, id in ipairs(ids) do
+    local w = load_worker(id)
+    if w then
+      local was_connected = false
+      local at = index_of(w.conn, mid)
+      if at then table.remove(w.conn, at); was_connected = true end
+      local kept = {}
+      for _, p in ipairs(w.cfg) do
+        if pair_master(p) ~= mid then kept[#kept + 1] = p end
+      end
+      redis.call('HDEL', w.key, 'c:' .. mid)
+      if was_connected or #kept ~= #w.cfg then
+        w.cfg = kept
+        commit_worker(w, was_connected and 'disconnected' or 'configured', mid)
+        changed = changed + 1
+      end
+    end
+  end
+  redis.call('DEL', P_CONN .. mid, P_CFG .. mid)
+  return changed
+end
+
+-- Makes master mid inactive after a stop or an expiry; returns whether it was active.
+local function deactivate_master(mid)
+  local key = P_MASTER .. mid
+  local was_active = redis.call('HGET', key, 'active') == '1'
+  redis.call('HSET', key, 'active', '0')
+  redis.call('ZREM', K_LEASES, mid)
+  redis.call('ZADD', K_MASTERS, mid, mid)
+  return was_active
+end
+
+-- Script body --------------------------------------------------------------------------
