@@ -1,0 +1,1 @@
+"""RabbitMQ: topology, event consumer, RPC server, notification relay."""

@@ -1,0 +1,83 @@
+"""The RabbitMQ names and how they are declared (PROTOCOL.md section 3): one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+
+__all__ = ["Names", "Topology", "declare"]
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """Every RabbitMQ name of one registry, for one prefix."""
+
+    prefix: str
+
+    @property
+    def events(self) -> str:
+        """Topic exchange masters publish to, and the quorum queue bound to it with ``#``."""
+        return f"{self.prefix}.events"
+
+    @property
+    def rpc(self) -> str:
+        """Queue of RPC requests, reached through the default exchange."""
+        return f"{self.prefix}.rpc"
+
+    @property
+    def notifications(self) -> str:
+        """Topic exchange registryd publishes changes to."""
+        return f"{self.prefix}.notifications"
+
+    @property
+    def dead(self) -> str:
+        """Fanout exchange and queue of the events that could not be applied."""
+        return f"{self.prefix}.dead"
+
+    @property
+    def reset_key(self) -> str:
+        """Routing key of the reset notification."""
+        return "registry.reset"
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """The declared objects, bound to the channel that declared them."""
+
+    names: Names
+    events_exchange: AbstractExchange
+    events_queue: AbstractQueue
+    rpc_queue: AbstractQueue
+    notifications: AbstractExchange
+    dead_exchange: AbstractExchange
+    dead_queue: AbstractQueue
+
+
+async def declare(channel: AbstractChannel, names: Names, delivery_limit: int = 20) -> Topology:
+    """Declare everything (idempotently: same arguments every time) and bind it."""
+    topic = aio_pika.ExchangeType.TOPIC
+    dead_exchange = await channel.declare_exchange(
+        names.dead, aio_pika.ExchangeType.FANOUT, durable=True
+    )
+    dead_queue = await channel.declare_queue(names.dead, durable=True)
+    await dead_queue.bind(dead_exchange)
+    events_exchange = await channel.declare_exchange(names.events, topic, durable=True)
+    events_queue = await channel.declare_queue(
+        names.events,
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-single-active-consumer": True,
+            # A message that keeps crashing its consumer goes to the dead queue, not round again.
+            "x-delivery-limit": delivery_limit,
+            "x-dead-letter-exchange": names.dead,
+        },
+    )
+    await events_queue.bind(events_exchange, routing_key="#")
+    rpc_queue = await channel.declare_queue(names.rpc, durable=True)
+    notifications = await channel.declare_exchange(names.notifications, topic, durable=True)
+    return Topology(
+        names, events_exchange, events_queue, rpc_queue, notifications, dead_exchange, dead_queue
+    )
