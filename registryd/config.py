@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from registryd.errors import ConfigError
 from registryd.registry.validation import describe
 
-__all__ = ["Settings", "load_settings", "mask_url"]
+__all__ = ["Settings", "load_settings"]
 
 #: TOML ``section.key`` to the setting it fills, where the name is not ``section_key``.
 _RENAMED = {"masters.lease": "master_lease"}
@@ -42,13 +42,19 @@ class Settings(BaseSettings):
     changes_retain: int = Field(100_000, ge=100_000, description="change-log entries kept")
     events_dedupe_window: float = Field(600.0, ge=600, description="seconds a message_id is kept")
     events_batch: int = Field(256, ge=1, le=10_000, description="events applied per round trip")
-    events_delivery_limit: int = Field(20, ge=1, description="redeliveries before the broker dead-letters")
+    events_delivery_limit: int = Field(
+        20, ge=1, description="redeliveries before the broker dead-letters"
+    )
     rpc_concurrency: int = Field(64, ge=1, le=10_000, description="RPC requests served at once")
-    rpc_timeout: float = Field(4.5, gt=0, le=5, description="seconds a request may take before 'unavailable'")
+    rpc_timeout: float = Field(
+        4.5, gt=0, le=5, description="seconds a request may take before 'unavailable'"
+    )
 
     @field_validator("auth_masters")
     @classmethod
-    def _positive_master_ids(cls, value: dict[str, list[int]] | None) -> dict[str, list[int]] | None:
+    def _positive_master_ids(
+        cls, value: dict[str, list[int]] | None
+    ) -> dict[str, list[int]] | None:
         if value is not None and any(m < 1 for ids in value.values() for m in ids):
             raise ValueError("master ids must be positive integers")
         return value
@@ -89,13 +95,3 @@ def load_settings(config: Path | None = None) -> Settings:
         return Settings(**file_values)
     except ValidationError as exc:
         raise ConfigError(f"invalid configuration: {describe(exc)}") from None
-
-
-def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***``, fit for logs and output."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    userinfo, _, host = rest.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in userinfo else url

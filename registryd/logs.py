@@ -10,14 +10,19 @@ from typing import Any
 
 import structlog
 
-__all__ = ["configure_logging", "mask_secrets"]
+__all__ = ["configure_logging", "mask", "mask_secrets"]
 
 _URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s]*(?P<tail>@)")
 
 
+def mask(text: str) -> str:
+    """The text with the password of every URL in it replaced by ``***``."""
+    return _URL_PASSWORD.sub(r"\g<head>***\g<tail>", text)
+
+
 def _mask(value: Any) -> Any:  # noqa: ANN401 - log values are anything
     if isinstance(value, str):
-        return _URL_PASSWORD.sub(r"\g<head>***\g<tail>", value)
+        return mask(value)
     if isinstance(value, dict):
         return {k: _mask(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -12,6 +12,7 @@ import structlog
 from pydantic import BaseModel
 
 from registryd import __version__
+from registryd.errors import RegistryError
 from registryd.models import (
     FindWorkerId,
     GetChanges,
@@ -60,6 +61,17 @@ class Registry:
         except EpochMissing:
             await self.start()
             return await self._dispatch(op, message_id)
+
+    async def apply_many(
+        self, writes: Sequence[tuple[Operation, str | None]]
+    ) -> list[int | RegistryError]:
+        """Apply writes in order in one round trip; per write its change count or error."""
+        results = await self.store.apply_many(writes)
+        lost = next((i for i, r in enumerate(results) if isinstance(r, EpochMissing)), None)
+        if lost is None:
+            return results
+        await self.start()
+        return results[:lost] + await self.store.apply_many(writes[lost:])
 
     async def _dispatch(self, op: Operation, message_id: str | None) -> Result:  # noqa: PLR0911 - one arm per read
         match op:

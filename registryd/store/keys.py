@@ -130,6 +130,7 @@ class Keys:
             self.configured_prefix,
             self.connected_prefix,
             self.message_prefix,
+            self.relay_lock,
         ]
 
     def pattern(self) -> str:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Final
@@ -19,9 +20,11 @@ from typing import Any, Final
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from registryd.errors import Internal, NotFound, RegistryError, ResyncRequired
+from registryd.errors import Internal, NotFound, RegistryError, ResyncRequired, Unavailable
 from registryd.models import (
     ChangesPage,
     DeconfigureAllWorkersForMaster,
@@ -40,11 +43,13 @@ from registryd.models import (
 from registryd.models.types import canonical_json
 from registryd.store.keys import Keys
 
-__all__ = ["DUPLICATE", "RedisStore", "StoreSettings"]
+__all__ = ["DUPLICATE", "LoggedChange", "RedisStore", "RelayClaim", "RelayStore", "StoreSettings"]
 
 #: What a write returns when its ``message_id`` was already applied.
 DUPLICATE: Final = -1
 
+#: What a lost or slow Redis raises; the store turns it into ``Unavailable``.
+_BACKEND_DOWN = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
 _WORKERS = TypeAdapter(list[Worker])
 _MASTERS = TypeAdapter(list[Master])
 _CHANGES = TypeAdapter(ChangesPage)
@@ -62,7 +67,29 @@ _SCRIPT_NAMES = (
     "read_workers",
     "read_masters",
     "read_changes",
+    "relay_claim",
+    "relay_advance",
+    "relay_release",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedChange:
+    """One change-log entry as the relay publishes it."""
+
+    revision: int
+    routing_key: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RelayClaim:
+    """What the relay learns when it claims its role."""
+
+    held: bool
+    epoch: str
+    cursor: int
+    pending_reset: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +126,17 @@ def _error_from(exc: ResponseError) -> RegistryError:
     if text.startswith("NOEPOCH "):
         return EpochMissing(text.removeprefix("NOEPOCH "))
     return Internal(f"redis script failed: {text}")
+
+
+@contextmanager
+def redis_errors() -> Iterator[None]:
+    """Turn redis-py's failures into the protocol's errors (``unavailable`` when down)."""
+    try:
+        yield
+    except ResponseError as exc:
+        raise _error_from(exc) from None
+    except _BACKEND_DOWN as exc:
+        raise Unavailable(f"redis: {exc}") from exc
 
 
 class EpochMissing(Internal):
@@ -185,7 +223,8 @@ class RedisStore:
 
     async def state(self) -> tuple[int, str | None]:
         """The current revision and epoch (``None`` before the first start)."""
-        rev, epoch = await self.redis.mget([self.keys.revision, self.keys.epoch])
+        with redis_errors():
+            rev, epoch = await self.redis.mget([self.keys.revision, self.keys.epoch])
         return int(rev or 0), None if epoch is None else _text(epoch)
 
     # Writes ------------------------------------------------------------------------------
@@ -210,7 +249,8 @@ class RedisStore:
             await self._scripts[call.script](
                 self._key_list, self._argv(call.args, message_id, None), client=pipe
             )
-        replies = await pipe.execute(raise_on_error=False)
+        with redis_errors():
+            replies = await pipe.execute(raise_on_error=False)
         return [_error_from(r) if isinstance(r, ResponseError) else int(r) for r in replies]
 
     async def find_worker_id(self, name: str) -> int:
@@ -237,7 +277,8 @@ class RedisStore:
 
     async def worker_id_of(self, name: str) -> int | None:
         """The id of a name, without creating it."""
-        found = await self.redis.hget(self.keys.names, name)
+        with redis_errors():
+            found = await self.redis.hget(self.keys.names, name)
         return None if found is None else int(found)
 
     async def read_masters(self) -> list[Master]:
@@ -264,3 +305,38 @@ def _text(value: bytes | str) -> str:
 
 def _parse_docs(docs: list[bytes]) -> list[Worker]:
     return _WORKERS.validate_json(b"[" + b",".join(docs) + b"]")
+
+
+class RelayStore:
+    """The relay's view of the change log: one process at a time publishes it, in order."""
+
+    def __init__(self, store: RedisStore, token: str) -> None:
+        self.store = store
+        self.token = token
+
+    async def claim(self, lock_ms: int) -> RelayClaim:
+        """Take or keep the relay role for ``lock_ms``; report the epoch and the cursor."""
+        held, epoch, cursor, reset = await self.store._run("relay_claim", self.token, lock_ms)
+        return RelayClaim(bool(held), _text(epoch), int(cursor), _text(reset) or None)
+
+    async def read(self, cursor: int, count: int, block_ms: int) -> list[LoggedChange]:
+        """The entries after revision ``cursor``, waiting up to ``block_ms`` for one."""
+        # RESP2 reply: [[stream, [(entry id, {field: value}), ...]]]; typed loosely upstream.
+        with redis_errors():
+            reply: Any = await self.store.redis.xread(
+                {self.store.keys.changes: f"{cursor}-1"}, count=count, block=block_ms
+            )
+        entries = reply[0][1] if reply else []
+        return [
+            LoggedChange(int(_text(entry_id).split("-")[0]), _text(fields[b"k"]), fields[b"b"])
+            for entry_id, fields in entries
+        ]
+
+    async def advance(self, epoch: str, revision: int | None, reset: str | None) -> bool:
+        """Record what was published; ``False`` if the role or the epoch changed meanwhile."""
+        rev = "" if revision is None else revision
+        return bool(await self.store._run("relay_advance", self.token, epoch, rev, reset or ""))
+
+    async def release(self) -> None:
+        """Give the role up so another process can take it at once."""
+        await self.store._run("relay_release", self.token)

@@ -4,7 +4,7 @@
 --   1 epoch  2 rev  3 changes  4 nextid  5 names  6 workers  7 masters  8 leases
 --   9 reset  10 relay cursor  11 worker hash prefix  12 master hash prefix
 --   13 per-master configured-set prefix  14 per-master connected-set prefix
---   15 message-id marker prefix
+--   15 message-id marker prefix  16 relay lock
 -- ARGV (common header, set by registryd/store/redis.py):
 --   1 change-log retention (entries kept at least)  2 message_id or ''
 --   3 message_id memory in ms  4 now in ms or '' (then Redis TIME is used)
@@ -14,6 +14,7 @@
 local K_EPOCH, K_REV, K_CHANGES, K_NEXTID, K_NAMES, K_WORKERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local K_MASTERS, K_LEASES, K_RESET, K_CURSOR = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local P_WORKER, P_MASTER, P_CFG, P_CONN, P_MSG = KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15]
+local K_RELAY_LOCK = KEYS[16]
 local RETAIN, MSGID, MSG_TTL, NOW_ARG = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local A = {}
 for i = 5, #ARGV do A[#A + 1] = ARGV[i] end

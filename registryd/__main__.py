@@ -1,0 +1,5 @@
+"""``python -m registryd``."""
+
+from registryd.cli import main
+
+main()

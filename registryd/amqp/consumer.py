@@ -1,0 +1,173 @@
+"""The event consumer: lifecycle events in, applied in queue order, acked after commit.
+
+Messages are taken in batches of whatever is waiting (up to ``events_batch``): the whole
+batch goes to Redis in one pipelined round trip, each event still its own atomic script.
+Only then are the batch's bad events dead-lettered and the batch acknowledged, with one
+``multiple`` ack. A Redis failure holds the batch (nothing acked) and retries it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping, Sequence
+
+import aio_pika
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+
+from registryd.amqp.topology import Topology
+from registryd.errors import RegistryError, Unavailable
+from registryd.metrics import Health, Metrics
+from registryd.models.ops import Operation
+from registryd.models.wire import parse_event
+from registryd.registry import authorize
+from registryd.service import Registry
+from registryd.store import DUPLICATE
+
+__all__ = ["ERROR_HEADER", "EventConsumer", "dead_letter"]
+
+log = structlog.get_logger(__name__)
+
+#: The header a dead-lettered event carries: JSON ``{"code", "message"}``.
+ERROR_HEADER = "x-registry-error"
+#: RabbitMQ refuses a ``user_id`` that is not the publishing connection's own user, so
+#: the original one travels in this header instead.
+USER_HEADER = "x-registry-user-id"
+
+Prepared = tuple[AbstractIncomingMessage, Operation | RegistryError]
+
+
+def dead_letter_message(message: AbstractIncomingMessage, error: RegistryError) -> aio_pika.Message:
+    """The message as it came, plus the error header (``user_id`` moved to a header)."""
+    headers = dict(message.headers or {})
+    headers[ERROR_HEADER] = json.dumps({"code": error.code, "message": error.message})
+    if message.user_id:
+        headers[USER_HEADER] = message.user_id
+    return aio_pika.Message(
+        message.body,
+        headers=headers,
+        content_type=message.content_type,
+        content_encoding=message.content_encoding,
+        delivery_mode=message.delivery_mode,
+        priority=message.priority,
+        correlation_id=message.correlation_id,
+        reply_to=message.reply_to,
+        expiration=message.expiration,
+        message_id=message.message_id,
+        timestamp=message.timestamp,
+        type=message.type,
+        app_id=message.app_id,
+    )
+
+
+async def dead_letter(
+    topology: Topology, message: AbstractIncomingMessage, error: RegistryError
+) -> None:
+    """Publish the event to the dead exchange (confirmed) and log why."""
+    await topology.dead_exchange.publish(dead_letter_message(message, error), routing_key="")
+    log.warning(
+        "event dead-lettered",
+        code=error.code,
+        reason=error.message,
+        message_id=message.message_id,
+        routing_key=message.routing_key,
+    )
+
+
+class EventConsumer:
+    """Consumes the events queue (single active consumer) and applies each event once."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        topology: Topology,
+        metrics: Metrics,
+        health: Health,
+        *,
+        batch: int = 256,
+        auth_masters: Mapping[str, Sequence[int]] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.topology = topology
+        self.metrics = metrics
+        self.health = health
+        self.batch = batch
+        self.auth_masters = auth_masters
+        # None is the sentinel :meth:`stop` sends after the last delivery.
+        self._inbox: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
+        self._tag: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start consuming; deliveries arrive in queue order through the inbox."""
+        self._task = asyncio.create_task(self._run(), name="event-consumer")
+        self._tag = await self.topology.events_queue.consume(self._inbox.put)
+
+    async def stop(self) -> None:
+        """Stop taking deliveries, then apply and ack what was already delivered."""
+        if self._tag is not None:
+            await self.topology.events_queue.cancel(self._tag)
+            self._tag = None
+        if self._task is not None and not self._task.done():
+            await self._inbox.put(None)
+            await self._task
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The consuming task: it ends after :meth:`stop`, or by failing."""
+        return self._task
+
+    async def _run(self) -> None:
+        while (first := await self._inbox.get()) is not None:
+            batch = [first]
+            stop_after = False
+            while len(batch) < self.batch and not self._inbox.empty():
+                message = self._inbox.get_nowait()
+                if message is None:
+                    stop_after = True
+                    break
+                batch.append(message)
+            await self._process(batch)
+            if stop_after:
+                return
+
+    def _prepare(self, message: AbstractIncomingMessage) -> Operation | RegistryError:
+        try:
+            op = parse_event(message.body)
+            authorize(op, message.user_id, self.auth_masters)
+        except RegistryError as error:
+            return error
+        return op
+
+    async def _process(self, batch: list[AbstractIncomingMessage]) -> None:
+        prepared: list[Prepared] = [(m, self._prepare(m)) for m in batch]
+        writes = [(op, m.message_id) for m, op in prepared if isinstance(op, Operation)]
+        results = iter(await self._apply(writes))
+        for message, parsed in prepared:
+            outcome = next(results) if isinstance(parsed, Operation) else parsed
+            if isinstance(outcome, RegistryError):
+                await dead_letter(self.topology, message, outcome)
+                self.metrics.events.labels("dead_lettered").inc()
+            else:
+                self.metrics.events.labels("duplicate" if outcome == DUPLICATE else "applied").inc()
+        self.metrics.event_batches.observe(len(batch))
+        await batch[-1].ack(multiple=True)
+
+    async def _apply(self, writes: list[tuple[Operation, str | None]]) -> list[int | RegistryError]:
+        """Apply in one round trip, retrying (with backoff up to 5 s) while Redis fails."""
+        if not writes:
+            return []
+        delay = 0.1
+        while True:
+            try:
+                results = await self.registry.apply_many(writes)
+            except Unavailable as exc:
+                self.health.failing.add("redis")
+                self.metrics.backend_errors.labels("redis").inc()
+                log.warning("redis failed; holding the batch", error=exc.message, retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            self.health.failing.discard("redis")
+            return results

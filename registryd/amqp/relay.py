@@ -1,0 +1,115 @@
+"""The relay: publishes the change log to the notifications exchange, in revision order.
+
+A change is committed to the log in the same atomic step as the state change, so the
+relay only has to follow the log: publish each entry with a publisher confirm, then
+move the cursor in Redis. A crash between the two publishes again after the restart
+(at least once). One process at a time holds the relay role, through a lock in Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+
+import aio_pika
+import structlog
+from aio_pika.abc import AbstractExchange
+
+from registryd.errors import RegistryError
+from registryd.metrics import Health, Metrics
+from registryd.store.redis import LoggedChange, RedisStore, RelayClaim, RelayStore
+
+__all__ = ["RESET_ROUTING_KEY", "Relay"]
+
+log = structlog.get_logger(__name__)
+
+RESET_ROUTING_KEY = "registry.reset"
+_LOCK_MS = 10_000
+
+
+class Relay:
+    """Follows the change log and publishes it, at least once, in order."""
+
+    def __init__(
+        self,
+        store: RedisStore,
+        exchange: AbstractExchange,
+        metrics: Metrics,
+        health: Health,
+        *,
+        batch: int = 500,
+        publish_timeout: float = 5.0,
+    ) -> None:
+        self.log_store = RelayStore(store, secrets.token_hex(8))
+        self.exchange = exchange
+        self.metrics = metrics
+        self.health = health
+        self.batch = batch
+        self.publish_timeout = publish_timeout
+
+    async def run(self) -> None:
+        """Relay until cancelled; a Redis failure is retried, a broker failure raises."""
+        delay = 0.1
+        try:
+            while True:
+                try:
+                    await self._step()
+                except RegistryError as exc:  # Redis is down or slow: wait, then go on
+                    self.health.failing.add("redis")
+                    log.warning("relay paused: redis failed", error=exc.message, retry_in=delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                else:
+                    delay = 0.1
+        finally:
+            await asyncio.shield(self._release())
+
+    async def _release(self) -> None:
+        try:
+            await self.log_store.release()
+        except RegistryError as exc:
+            log.warning("relay role not released; it lapses by itself", error=exc.message)
+
+    async def _step(self) -> None:
+        claim = await self.log_store.claim(_LOCK_MS)
+        if not claim.held:
+            await asyncio.sleep(1.0)
+            return
+        if claim.pending_reset:
+            await self._publish_reset(claim)
+            return
+        changes = await self.log_store.read(claim.cursor, self.batch, block_ms=1000)
+        if not changes:
+            return
+        if changes[0].revision > claim.cursor + 1:
+            log.error(
+                "relay fell behind the retained change log; notifications lost",
+                first_missing=claim.cursor + 1,
+                next_retained=changes[0].revision,
+            )
+        await self._publish(changes)
+        if await self.log_store.advance(claim.epoch, changes[-1].revision, None):
+            self.metrics.relay_revision.set(changes[-1].revision)
+
+    async def _publish(self, changes: list[LoggedChange]) -> None:
+        # The channel publishes in call order, so starting every publish before awaiting
+        # the confirms keeps revision order while paying one round trip per batch.
+        pending = [
+            asyncio.ensure_future(self._publish_one(change.routing_key, change.body))
+            for change in changes
+        ]
+        await asyncio.gather(*pending)
+        self.metrics.notifications.inc(len(changes))
+
+    async def _publish_one(self, routing_key: str, body: bytes) -> None:
+        message = aio_pika.Message(
+            body, content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+        )
+        await self.exchange.publish(message, routing_key=routing_key, timeout=self.publish_timeout)
+
+    async def _publish_reset(self, claim: RelayClaim) -> None:
+        body = json.dumps({"event": "reset", "epoch": claim.pending_reset, "revision": 0})
+        await self._publish_one(RESET_ROUTING_KEY, body.encode())
+        await self.log_store.advance(claim.epoch, None, claim.pending_reset)
+        log.info("reset notification published", epoch=claim.pending_reset)

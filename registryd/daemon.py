@@ -1,0 +1,271 @@
+"""Wiring, start-up and shut-down: ``registryd serve`` runs :meth:`Daemon.serve`.
+
+A *session* is one connection to each backend with everything running on it. When the
+broker connection is lost the session ends and a new one starts (backoff up to 5 s,
+each attempt logged); a Redis outage is ridden out inside the session (events are held
+unacked and retried, RPCs answer ``unavailable``). Nothing is acked before its commit,
+so either way nothing is lost. ``/healthz`` is 503 whenever the daemon is not consuming
+with both backends answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aio_pika
+import structlog
+from aio_pika.abc import AbstractRobustConnection
+from redis.asyncio import Redis
+
+from registryd import __version__
+from registryd.amqp.consumer import EventConsumer
+from registryd.amqp.relay import Relay
+from registryd.amqp.rpc import RpcServer
+from registryd.amqp.topology import Names, Topology, declare
+from registryd.config import Settings
+from registryd.errors import ConfigError, RegistryError, Unavailable
+from registryd.logs import mask
+from registryd.metrics import Health, Metrics, MetricsServer
+from registryd.service import Registry
+from registryd.store import Keys, RedisStore, StoreSettings
+from registryd.store.redis import EpochMissing
+
+__all__ = ["Daemon", "connect_redis"]
+
+log = structlog.get_logger(__name__)
+
+
+def connect_redis(settings: Settings, name: str = "registryd") -> Redis:
+    """A Redis client whose calls fail within seconds when Redis is gone."""
+    return Redis.from_url(
+        settings.redis_url,
+        socket_timeout=5.0,
+        socket_connect_timeout=3.0,
+        health_check_interval=15,
+        client_name=f"{name}:{settings.prefix}",
+    )
+
+
+async def connect_amqp(
+    settings: Settings, name: str = "registryd"
+) -> aio_pika.abc.AbstractConnection:
+    """A broker connection named after the daemon and its prefix (visible in RabbitMQ)."""
+    return await aio_pika.connect(
+        settings.amqp_url,
+        timeout=10,
+        client_properties={"connection_name": f"{name} {settings.prefix} {__version__}"},
+    )
+
+
+@dataclass
+class _Session:
+    redis: Redis
+    connection: aio_pika.abc.AbstractConnection | AbstractRobustConnection
+    topology: Topology
+    registry: Registry
+    consumer: EventConsumer
+    rpc: RpcServer
+    tasks: list[asyncio.Task[None]]
+    lost: asyncio.Event
+
+
+class Daemon:
+    """registryd's process: sessions with the backends until asked to stop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.names = Names(settings.prefix)
+        self.metrics = Metrics()
+        self.health = Health()
+        self.stop_requested = asyncio.Event()
+        self.store_settings = StoreSettings(
+            master_lease_ms=int(settings.master_lease * 1000),
+            retain_changes=settings.changes_retain,
+            message_memory_ms=int(settings.events_dedupe_window * 1000),
+        )
+        self._http: MetricsServer | None = None
+        self._epoch: str | None = None
+
+    def request_stop(self) -> None:
+        """Ask :meth:`serve` to stop consuming, finish in-flight work and return."""
+        self.health.stopping = True
+        self.stop_requested.set()
+
+    async def serve(self) -> None:
+        """Run sessions until :meth:`request_stop`; a backend failure starts a new one."""
+        self._start_http()
+        log.info(
+            "registryd starting",
+            version=__version__,
+            prefix=self.settings.prefix,
+            amqp=mask(self.settings.amqp_url),
+            redis=mask(self.settings.redis_url),
+        )
+        delay = 0.2
+        try:
+            while not self.stop_requested.is_set():
+                try:
+                    await self._run_session()
+                    delay = 0.2
+                except (RegistryError, OSError, aio_pika.exceptions.AMQPError, TimeoutError) as exc:
+                    self.health.consuming = False
+                    log.warning("backend unavailable; retrying", error=str(exc), retry_in=delay)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.stop_requested.wait(), delay)
+                    delay = min(delay * 2, 5.0)
+        finally:
+            if self._http is not None:
+                self._http.stop()
+            log.info("registryd stopped")
+
+    def _start_http(self) -> None:
+        port = self.settings.metrics_port
+        if port == 0:
+            return
+        try:
+            self._http = MetricsServer(self.metrics, self.health, self.settings.metrics_host, port)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve metrics on {self.settings.metrics_host}:{port}: {exc.strerror}"
+            ) from None
+        self._http.start()
+
+    async def _run_session(self) -> None:
+        async with self._session() as session:
+            self.health.consuming = True
+            log.info("serving", events=self.names.events, rpc=self.names.rpc)
+            stop = asyncio.ensure_future(self.stop_requested.wait())
+            lost = asyncio.ensure_future(session.lost.wait())
+            consumer_task = session.consumer.task
+            assert consumer_task is not None
+            watched = {stop, lost, consumer_task, *session.tasks}
+            done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            for task in (stop, lost):
+                task.cancel()
+            failed = [
+                t for t in done if t not in (stop, lost) and not t.cancelled() and t.exception()
+            ]
+            if lost in done or failed:
+                error = failed[0].exception() if failed else None
+                raise Unavailable(f"session ended: {error or 'broker connection lost'}")
+
+    @contextlib.asynccontextmanager
+    async def _session(self) -> AsyncIterator[_Session]:
+        redis = connect_redis(self.settings)
+        connection: aio_pika.abc.AbstractConnection | None = None
+        session: _Session | None = None
+        try:
+            await _ping_redis(redis)
+            connection = await connect_amqp(self.settings)
+            session = await self._open(redis, connection)
+            yield session
+        finally:
+            await self._close(redis, connection, session)
+
+    async def _open(self, redis: Redis, connection: aio_pika.abc.AbstractConnection) -> _Session:
+        s = self.settings
+        lost = asyncio.Event()
+        connection.close_callbacks.add(lambda *_: lost.set())
+        events_channel = await connection.channel(publisher_confirms=True)
+        await events_channel.set_qos(prefetch_count=s.events_batch * 2)
+        topology = await declare(events_channel, self.names, s.events_delivery_limit)
+        rpc_channel = await connection.channel(publisher_confirms=False)
+        await rpc_channel.set_qos(prefetch_count=s.rpc_concurrency)
+        relay_channel = await connection.channel(publisher_confirms=True)
+        registry = Registry(RedisStore(redis, Keys(s.prefix), self.store_settings))
+        registry.epoch = self._epoch  # so a reset between sessions is noticed and logged
+        self._epoch = await registry.start()
+        rpc = RpcServer(
+            registry,
+            await rpc_channel.get_queue(self.names.rpc),
+            rpc_channel.default_exchange,
+            self.metrics,
+            timeout=s.rpc_timeout,
+            auth_masters=s.auth_masters,
+        )
+        consumer = EventConsumer(
+            registry,
+            topology,
+            self.metrics,
+            self.health,
+            batch=s.events_batch,
+            auth_masters=s.auth_masters,
+        )
+        relay = Relay(
+            registry.store,
+            await relay_channel.get_exchange(self.names.notifications),
+            self.metrics,
+            self.health,
+        )
+        tasks = [
+            asyncio.create_task(relay.run(), name="relay"),
+            asyncio.create_task(self._expire_masters(registry), name="expiry"),
+        ]
+        await rpc.start()
+        await consumer.start()
+        return _Session(redis, connection, topology, registry, consumer, rpc, tasks, lost)
+
+    async def _close(
+        self,
+        redis: Redis,
+        connection: aio_pika.abc.AbstractConnection | None,
+        session: _Session | None,
+    ) -> None:
+        """Reverse order: stop consuming, finish in-flight work (up to the grace), close."""
+        self.health.consuming = False
+        if session is not None:
+            await self._drain(session)
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.close()
+        with contextlib.suppress(Exception):
+            await redis.aclose()
+
+    async def _drain(self, session: _Session) -> None:
+        try:
+            async with asyncio.timeout(self.settings.grace):
+                await session.rpc.stop()
+                await session.consumer.stop()
+        except TimeoutError:
+            log.warning(
+                "grace period over; unfinished work returns to the queues",
+                grace=self.settings.grace,
+            )
+        except Exception as exc:  # noqa: BLE001 - shutdown goes on whatever failed; logged
+            log.warning("error while finishing in-flight work", error=str(exc))
+        for task in session.tasks:
+            task.cancel()
+        await asyncio.gather(*session.tasks, return_exceptions=True)
+        if session.consumer.task is not None and not session.consumer.task.done():
+            session.consumer.task.cancel()
+            await asyncio.gather(session.consumer.task, return_exceptions=True)
+
+    async def _expire_masters(self, registry: Registry) -> None:
+        """Expire masters whose lease ended; doubles as the Redis health probe."""
+        interval = min(1.0, self.settings.master_lease / 4)
+        while True:
+            try:
+                expired = await registry.store.expire_masters()
+            except EpochMissing:
+                await registry.start()
+                continue
+            except RegistryError as exc:
+                self.health.failing.add("redis")
+                self.metrics.backend_errors.labels("redis").inc()
+                log.warning("redis failed", error=exc.message)
+            else:
+                self.health.failing.discard("redis")
+                for masterid in expired:
+                    log.warning("master expired: no heartbeat within the lease", masterid=masterid)
+                self.metrics.expired_masters.inc(len(expired))
+            await asyncio.sleep(interval)
+
+
+async def _ping_redis(redis: Redis) -> None:
+    try:
+        await redis.ping()
+    except Exception as exc:
+        raise Unavailable(f"redis: {exc}") from exc
