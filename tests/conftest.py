@@ -6,11 +6,17 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 
+import aio_pika
 import pytest
+from aio_pika.abc import AbstractConnection
 from redis.asyncio import Redis
+
+from registryd.amqp.topology import Names
+from registryd.config import Settings
 
 from registryd.service import Registry
 from registryd.store import Keys, RedisStore, StoreSettings
+from tests.harness import RawRpc, RunningDaemon, delete_topology, start_daemon
 
 REDIS_URL = os.environ.get("REGISTRYD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 AMQP_URL = os.environ.get("REGISTRYD_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -53,3 +59,36 @@ async def registry(store: RedisStore) -> Registry:
     registry = Registry(store)
     await registry.start()
     return registry
+
+
+@pytest.fixture
+def settings(prefix: str) -> Settings:
+    """Daemon settings for the test's prefix; no HTTP endpoint unless a test asks."""
+    return Settings(
+        prefix=prefix, amqp_url=AMQP_URL, redis_url=REDIS_URL, metrics_port=0, grace=5.0
+    )
+
+
+@pytest.fixture
+async def amqp(prefix: str) -> AsyncIterator[AbstractConnection]:
+    """A broker connection; every queue and exchange of the prefix is deleted afterwards."""
+    connection = await aio_pika.connect(AMQP_URL)
+    yield connection
+    await delete_topology(connection, Names(prefix))
+    await connection.close()
+
+
+@pytest.fixture
+async def daemon(
+    settings: Settings, redis: Redis, amqp: AbstractConnection
+) -> AsyncIterator[RunningDaemon]:
+    """A daemon serving the test's prefix in this event loop, stopped afterwards."""
+    running = await start_daemon(settings)
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def rpc(amqp: AbstractConnection, prefix: str) -> RawRpc:
+    """Bare aio-pika RPC to the daemon under the test's prefix."""
+    return await RawRpc.open(amqp, Names(prefix))

@@ -209,10 +209,8 @@ class RedisStore:
         message_id: str | None = None,
         now_ms: int | None = None,
     ) -> Any:  # noqa: ANN401 - scripts return Redis replies
-        try:
+        with redis_errors():
             return await self._scripts[script](self._key_list, self._argv(args, message_id, now_ms))
-        except ResponseError as exc:
-            raise _error_from(exc) from None
 
     # Epoch and revision ------------------------------------------------------------------
 

@@ -1,0 +1,493 @@
+"""The library masters and subscribers import: typed RPC, confirmed events, change streams.
+
+One :class:`RegistryClient` holds one RabbitMQ connection and three kinds of channel:
+
+- RPC: requests go to the default exchange with routing key ``<prefix>.rpc``; replies
+  come back through RabbitMQ's direct reply-to (``amq.rabbitmq.reply-to``), which must
+  be consumed, without acks, on the very channel the requests are published on. Each
+  call waits for the reply whose ``correlation_id`` it sent, for at most its timeout;
+  the request carries that timeout as ``expiration`` so RabbitMQ drops it unserved
+  once nobody waits any more.
+- Events: a channel with publisher confirms; :meth:`RegistryClient.publish_event`
+  returns only once the broker has taken the event (or raises).
+- Subscriptions: one channel each, see :class:`Subscription`.
+
+There is no automatic reconnection: when the connection is lost, pending and later
+calls raise :class:`~registryd.errors.Unavailable` and the application connects again
+(a :class:`Subscription` tells it the revision to resume from).
+
+Example (a master's day, PROTOCOL.md section 9)::
+
+    async with await RegistryClient.connect(prefix="registry") as registry:
+        await registry.master_heartbeat(10, name="ci-1:/srv/master")
+        workerid = await registry.find_worker_id("linux-1")
+        await registry.worker_configured(workerid, 10, [20, 21])
+        await registry.worker_connected(workerid, 10, {"host": "h1"}, connection="s-1")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Final, Self, TypeVar
+
+import aio_pika
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError, ChannelNotFoundEntity
+from aio_pika.exceptions import PublishError as Unroutable
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from yarl import URL
+
+from registryd.amqp.topology import Names
+from registryd.errors import Internal, RegistryError, Unavailable, error_for_code
+from registryd.models import (
+    ChangesPage,
+    DeconfigureAllWorkersForMaster,
+    FindWorkerId,
+    GetChanges,
+    GetMasters,
+    GetWorker,
+    GetWorkers,
+    Master,
+    MasterHeartbeat,
+    MasterStopped,
+    Operation,
+    Ping,
+    PingResult,
+    SetWorkerGraceful,
+    SetWorkerPaused,
+    Worker,
+    WorkerConfigured,
+    WorkerConnected,
+    WorkerDisconnected,
+)
+from registryd.registry.validation import parse_params
+from registryd.subscription import Resync, Subscription, SubscriptionItem
+
+__all__ = [
+    "DEFAULT_URL",
+    "DIRECT_REPLY_TO",
+    "RegistryClient",
+    "Resync",
+    "RpcTimeout",
+    "Subscription",
+    "SubscriptionItem",
+]
+
+log = structlog.get_logger(__name__)
+
+#: The broker registryd's own default points at.
+DEFAULT_URL: Final = "amqp://guest:guest@127.0.0.1:5672/"
+#: RabbitMQ's pseudo-queue for direct reply-to: no declare, consumed with no-ack.
+DIRECT_REPLY_TO: Final = "amq.rabbitmq.reply-to"
+_JSON: Final = "application/json"
+#: What a lost or refusing broker raises in aio-pika/aiormq (channel state errors
+#: are RuntimeErrors there, socket errors OSErrors).
+_BROKER_ERRORS: Final = (AMQPError, ChannelInvalidStateError, OSError)
+
+_M = TypeVar("_M", bound=BaseModel)
+_T = TypeVar("_T")
+_PING: Final = TypeAdapter(PingResult)
+_WORKER: Final = TypeAdapter(Worker)
+_WORKERS: Final = TypeAdapter(list[Worker])
+_MASTERS: Final = TypeAdapter(list[Master])
+_CHANGES: Final = TypeAdapter(ChangesPage)
+
+
+class RpcTimeout(Unavailable):
+    """No reply (or no broker confirm) within the timeout; a retry may succeed."""
+
+
+class RegistryClient:
+    """A connection to one registry (one prefix): RPC, events and subscriptions.
+
+    Make one with :meth:`connect`; close it with :meth:`close` or ``async with``.
+    Every method is safe to call concurrently from many tasks.
+    """
+
+    def __init__(self, connection: AbstractConnection, prefix: str, *, timeout: float) -> None:
+        self.names = Names(prefix)
+        self.timeout = timeout
+        self._connection = connection
+        self._pending: dict[str, asyncio.Future[bytes]] = {}
+        self._rpc: AbstractChannel | None = None
+        self._events: AbstractChannel | None = None
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str = DEFAULT_URL,
+        prefix: str = "registry",
+        *,
+        timeout: float = 10.0,  # noqa: ASYNC109 - also the default of every later call
+    ) -> RegistryClient:
+        """Connect to RabbitMQ at ``url``; ``timeout`` bounds this and is every call's default.
+
+        Raises :class:`~registryd.errors.Unavailable` when the broker cannot be reached.
+        """
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, not {timeout!r}")
+        where = URL(url).with_password(None)
+        try:
+            async with asyncio.timeout(timeout):
+                connection = await aio_pika.connect(url, timeout=timeout)
+        except TimeoutError:
+            raise RpcTimeout(f"RabbitMQ at {where} did not answer within {timeout} s") from None
+        except _BROKER_ERRORS as exc:
+            raise Unavailable(f"cannot connect to RabbitMQ at {where}: {exc}") from exc
+        client = cls(connection, prefix, timeout=timeout)
+        try:
+            async with asyncio.timeout(timeout):
+                await client._rpc_channel()
+        except BaseException:
+            await connection.close()
+            raise
+        return client
+
+    async def close(self) -> None:
+        """Fail the calls still waiting and close the connection (subscriptions end too)."""
+        self._fail_pending(Unavailable("the registry client was closed"))
+        await self._connection.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def connection(self) -> AbstractConnection:
+        """The underlying aio-pika connection (subscriptions open their channels on it)."""
+        return self._connection
+
+    # -- RPC ---------------------------------------------------------------------------
+
+    async def call(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - it is also the request's expiration
+    ) -> Any:  # noqa: ANN401 - the raw JSON result of any method
+        """Call ``method`` and return its raw ``result``, or raise its typed error.
+
+        Never waits longer than ``timeout`` (default: the client's): then it raises
+        :class:`RpcTimeout`. A missing ``<prefix>.rpc`` queue (registryd never ran with
+        this prefix) or a lost broker raises :class:`~registryd.errors.Unavailable`.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, not {timeout!r}")
+        correlation_id = uuid.uuid4().hex
+        request: dict[str, Any] = {"method": method}
+        if params:
+            request["params"] = params
+        message = aio_pika.Message(
+            json.dumps(request, ensure_ascii=False).encode(),
+            content_type=_JSON,
+            correlation_id=correlation_id,
+            reply_to=DIRECT_REPLY_TO,
+            # Once the caller gave up, serving the request would only waste work.
+            expiration=timeout,
+        )
+        reply = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = reply
+        try:
+            async with asyncio.timeout(timeout):
+                channel = await self._rpc_channel()
+                await channel.default_exchange.publish(message, self.names.rpc, mandatory=True)
+                body: bytes = await reply
+        except TimeoutError:
+            raise RpcTimeout(
+                f"{method}: no reply from {self.names.rpc} within {timeout} s"
+            ) from None
+        except Unroutable:
+            raise Unavailable(
+                f"{method}: no queue {self.names.rpc} takes requests; has registryd run "
+                f"with prefix {self.names.prefix!r}?"
+            ) from None
+        except _BROKER_ERRORS as exc:
+            raise Unavailable(f"{method}: RabbitMQ failed: {exc!r}") from exc
+        finally:
+            self._pending.pop(correlation_id, None)
+        return _result(method, body)
+
+    async def execute(
+        self,
+        op: Operation,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - passed on to call()
+    ) -> Any:  # noqa: ANN401 - the raw JSON result
+        """Call the RPC method of an operation model; return the raw ``result``."""
+        return await self.call(op.method, _params(op), timeout=timeout)
+
+    async def _rpc_channel(self) -> AbstractChannel:
+        """The open RPC channel, (re)opened with its reply consumer when needed."""
+        async with self._lock:
+            if self._rpc is None or self._rpc.is_closed:
+                channel = await self._connection.channel(on_return_raises=True)
+                # Direct reply-to: the pseudo-queue is never declared, only consumed,
+                # with no-ack, on the channel the requests go out on, before the first.
+                replies = await channel.get_queue(DIRECT_REPLY_TO, ensure=False)
+                await replies.consume(self._on_reply, no_ack=True)
+                channel.close_callbacks.add(self._on_rpc_closed)
+                self._rpc = channel
+            return self._rpc
+
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        reply = self._pending.get(message.correlation_id or "")
+        if reply is None or reply.done():
+            log.debug("reply nobody waits for", correlation_id=message.correlation_id)
+            return
+        reply.set_result(message.body)
+
+    def _on_rpc_closed(self, _channel: object, exc: BaseException | None) -> None:
+        self._fail_pending(Unavailable(f"the RPC channel closed: {exc!r}"))
+
+    def _fail_pending(self, error: RegistryError) -> None:
+        for reply in self._pending.values():
+            if not reply.done():
+                reply.set_exception(error)
+
+    # -- typed operations --------------------------------------------------------------
+
+    async def ping(self) -> PingResult:
+        """``ping``: registryd's version, the current revision and the epoch."""
+        return _parse(_PING, "ping", await self.execute(Ping()))
+
+    async def find_worker_id(self, name: str) -> int:
+        """``findWorkerId``: the worker's id, created when the name is new."""
+        result = await self.execute(_op(FindWorkerId, name=name))
+        if type(result) is not int:
+            raise Internal(f"findWorkerId: the result is not an id: {result!r}")
+        return result
+
+    async def get_worker(
+        self,
+        workerid: int | None = None,
+        name: str | None = None,
+        masterid: int | None = None,
+        builderid: int | None = None,
+    ) -> Worker | None:
+        """``getWorker``: one worker by id and/or name, or ``None``."""
+        op = _op(GetWorker, workerid=workerid, name=name, masterid=masterid, builderid=builderid)
+        result = await self.execute(op)
+        return None if result is None else _parse(_WORKER, op.method, result)
+
+    async def get_workers(
+        self,
+        masterid: int | None = None,
+        builderid: int | None = None,
+        paused: bool | None = None,
+        graceful: bool | None = None,
+    ) -> list[Worker]:
+        """``getWorkers``: the workers matching every given filter, by ascending id."""
+        op = _op(
+            GetWorkers, masterid=masterid, builderid=builderid, paused=paused, graceful=graceful
+        )
+        return _parse(_WORKERS, op.method, await self.execute(op))
+
+    async def worker_connected(
+        self,
+        workerid: int,
+        masterid: int,
+        workerinfo: dict[str, Any],
+        connection: str | None = None,
+    ) -> None:
+        """``workerConnected``: the worker is attached to the master (named session)."""
+        await self.execute(
+            _op(
+                WorkerConnected,
+                workerid=workerid,
+                masterid=masterid,
+                workerinfo=workerinfo,
+                connection=connection,
+            )
+        )
+
+    async def worker_disconnected(
+        self, workerid: int, masterid: int, connection: str | None = None
+    ) -> None:
+        """``workerDisconnected``: the worker left the master (a stale session is ignored)."""
+        await self.execute(
+            _op(WorkerDisconnected, workerid=workerid, masterid=masterid, connection=connection)
+        )
+
+    async def worker_configured(
+        self, workerid: int, masterid: int, builderids: Sequence[int]
+    ) -> None:
+        """``workerConfigured``: the worker's builders on this master, replaced."""
+        await self.execute(
+            _op(WorkerConfigured, workerid=workerid, masterid=masterid, builderids=list(builderids))
+        )
+
+    async def deconfigure_all_workers_for_master(self, masterid: int) -> None:
+        """``deconfigureAllWorkersForMaster``: drop every pair of that master."""
+        await self.execute(_op(DeconfigureAllWorkersForMaster, masterid=masterid))
+
+    async def set_worker_paused(
+        self, workerid: int, paused: bool, pause_reason: str | None = None
+    ) -> None:
+        """``set_worker_paused``: the flag and reason, stored as given (``None`` clears)."""
+        await self.execute(
+            _op(SetWorkerPaused, workerid=workerid, paused=paused, pause_reason=pause_reason)
+        )
+
+    async def set_worker_graceful(self, workerid: int, graceful: bool) -> None:
+        """``set_worker_graceful``: the graceful-stop flag."""
+        await self.execute(_op(SetWorkerGraceful, workerid=workerid, graceful=graceful))
+
+    async def master_heartbeat(self, masterid: int, name: str | None = None) -> None:
+        """``masterHeartbeat``: the master is alive for one more lease (and named)."""
+        await self.execute(_op(MasterHeartbeat, masterid=masterid, name=name))
+
+    async def master_stopped(self, masterid: int) -> None:
+        """``masterStopped``: a clean shutdown; its workers are disconnected now."""
+        await self.execute(_op(MasterStopped, masterid=masterid))
+
+    async def get_masters(self) -> list[Master]:
+        """``getMasters``: every master that sent a heartbeat or was stopped, by id."""
+        return _parse(_MASTERS, "getMasters", await self.execute(GetMasters()))
+
+    async def get_changes(self, since: int, limit: int = 100) -> ChangesPage:
+        """``getChanges``: the changes after revision ``since``, at most ``limit`` (1..1000).
+
+        Raises :class:`~registryd.errors.ResyncRequired` when ``since`` is older than
+        the retained history.
+        """
+        op = _op(GetChanges, since=since, limit=limit)
+        return _parse(_CHANGES, op.method, await self.execute(op))
+
+    # -- events ------------------------------------------------------------------------
+
+    async def publish_event(
+        self,
+        event_type: str,
+        fields: dict[str, Any],
+        *,
+        message_id: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the client's default unless given
+    ) -> None:
+        """Publish ``{"type": event_type, **fields}`` and wait for the broker's confirm.
+
+        The event goes to ``<prefix>.events`` with routing key ``event_type``, persistent,
+        as JSON. ``message_id`` makes it idempotent at registryd (use one per logical
+        event when you may publish it again); without one, aiormq stamps a random id.
+        No confirm within ``timeout`` raises :class:`RpcTimeout`; an event no queue takes
+        (the topology is missing) or a broker refusal raises
+        :class:`~registryd.errors.Unavailable`. Fields are sent as given: use
+        :meth:`publish` to have them checked first.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        message = aio_pika.Message(
+            json.dumps({"type": event_type, **fields}, ensure_ascii=False).encode(),
+            content_type=_JSON,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message_id,
+        )
+        exchange = self.names.events
+        try:
+            async with asyncio.timeout(timeout):
+                channel = await self._events_channel()
+                # Not declared here: registryd owns the topology and its arguments.
+                target = await channel.get_exchange(exchange, ensure=False)
+                await target.publish(message, event_type, mandatory=True)
+        except TimeoutError:
+            raise RpcTimeout(f"{event_type}: no confirm within {timeout} s") from None
+        except ChannelNotFoundEntity:
+            raise Unavailable(
+                f"{event_type}: exchange {exchange} does not exist; has registryd run "
+                f"with prefix {self.names.prefix!r}?"
+            ) from None
+        except Unroutable:
+            raise Unavailable(f"{event_type}: no queue is bound to {exchange}") from None
+        except _BROKER_ERRORS as exc:
+            raise Unavailable(f"{event_type}: RabbitMQ did not take the event: {exc!r}") from exc
+
+    async def publish(
+        self,
+        op: Operation,
+        *,
+        message_id: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - passed on to publish_event()
+    ) -> None:
+        """Publish an operation as its lifecycle event (``op.event_type``), confirmed.
+
+        Raises :class:`ValueError` for operations that have no event (reads,
+        ``findWorkerId``).
+        """
+        if op.event_type is None:
+            raise ValueError(f"{op.method} has no lifecycle event; call it over RPC instead")
+        await self.publish_event(op.event_type, _params(op), message_id=message_id, timeout=timeout)
+
+    async def _events_channel(self) -> AbstractChannel:
+        """The open events channel (a 404 on a missing exchange closes it: reopen)."""
+        async with self._lock:
+            if self._events is None or self._events.is_closed:
+                self._events = await self._connection.channel(on_return_raises=True)
+            return self._events
+
+    # -- notifications -----------------------------------------------------------------
+
+    def subscribe(
+        self,
+        *,
+        routing_keys: Sequence[str] = ("#",),
+        since: int | None = None,
+        epoch: str | None = None,
+    ) -> Subscription:
+        """A stream of change notifications; see :class:`Subscription` for the guarantees.
+
+        ``since`` resumes after that revision (``epoch``, when given, must still be the
+        registry's, else the stream starts with a :class:`Resync`).
+        """
+        return Subscription(self, routing_keys=routing_keys, since=since, epoch=epoch)
+
+
+def _op(model: type[_M], **params: Any) -> _M:  # noqa: ANN401 - validated by the model
+    """The operation's model, checked here as registryd would (:class:`InvalidParams`)."""
+    return parse_params(model, params)
+
+
+def _params(op: Operation) -> dict[str, Any]:
+    """The wire params: ``None`` means "not given" and is left out, except a pause reason.
+
+    ``pause_reason`` is stored exactly as given (PROTOCOL.md section 2), so ``null`` is
+    sent explicitly: it says "no reason" rather than "unspecified".
+    """
+    params = op.model_dump(mode="json", exclude_none=True)
+    if isinstance(op, SetWorkerPaused):
+        params["pause_reason"] = op.pause_reason
+    return params
+
+
+def _result(method: str, body: bytes) -> Any:  # noqa: ANN401 - the raw JSON result
+    """The ``result`` of an RPC reply, or its error raised as the typed exception."""
+    try:
+        reply = json.loads(body)
+    except ValueError:
+        raise Internal(f"{method}: the reply is not JSON: {body[:200]!r}") from None
+    if isinstance(reply, dict) and reply.get("ok") is True:
+        return reply.get("result")
+    error = reply.get("error") if isinstance(reply, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("code"), str):
+        raise error_for_code(error["code"], str(error.get("message", "")))
+    raise Internal(f"{method}: the reply is not a protocol reply: {body[:200]!r}")
+
+
+def _parse(shape: TypeAdapter[_T], method: str, result: object) -> _T:
+    """``result`` in its model; a result that does not fit is registryd's bug: Internal."""
+    try:
+        return shape.validate_python(result)
+    except ValidationError as exc:
+        raise Internal(f"{method}: unexpected result: {exc}") from None
