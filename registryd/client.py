@@ -130,22 +130,21 @@ class RegistryClient:
 
         Raises :class:`~registryd.errors.Unavailable` when the broker cannot be reached.
         """
-        if timeout <= 0:
-            raise ValueError(f"timeout must be positive, not {timeout!r}")
+        _check_timeout(timeout)
         where = URL(url).with_password(None)
+        connection: AbstractConnection | None = None
         try:
             async with asyncio.timeout(timeout):
                 connection = await aio_pika.connect(url, timeout=timeout)
-        except TimeoutError:
-            raise RpcTimeout(f"RabbitMQ at {where} did not answer within {timeout} s") from None
-        except _BROKER_ERRORS as exc:
-            raise Unavailable(f"cannot connect to RabbitMQ at {where}: {exc}") from exc
-        client = cls(connection, prefix, timeout=timeout)
-        try:
-            async with asyncio.timeout(timeout):
+                client = cls(connection, prefix, timeout=timeout)
                 await client._rpc_channel()
-        except BaseException:
-            await connection.close()
+        except BaseException as exc:
+            if connection is not None:
+                await connection.close()
+            if isinstance(exc, TimeoutError):
+                raise RpcTimeout(f"RabbitMQ at {where} did not answer within {timeout} s") from None
+            if isinstance(exc, _BROKER_ERRORS):
+                raise Unavailable(f"cannot connect to RabbitMQ at {where}: {exc}") from exc
             raise
         return client
 
@@ -185,9 +184,7 @@ class RegistryClient:
         :class:`RpcTimeout`. A missing ``<prefix>.rpc`` queue (registryd never ran with
         this prefix) or a lost broker raises :class:`~registryd.errors.Unavailable`.
         """
-        timeout = self.timeout if timeout is None else timeout
-        if timeout <= 0:
-            raise ValueError(f"timeout must be positive, not {timeout!r}")
+        timeout = _check_timeout(self.timeout if timeout is None else timeout)
         correlation_id = uuid.uuid4().hex
         request: dict[str, Any] = {"method": method}
         if params:
@@ -388,7 +385,9 @@ class RegistryClient:
         :class:`~registryd.errors.Unavailable`. Fields are sent as given: use
         :meth:`publish` to have them checked first.
         """
-        timeout = self.timeout if timeout is None else timeout
+        timeout = _check_timeout(self.timeout if timeout is None else timeout)
+        if "type" in fields:
+            raise ValueError("the event's type is event_type; fields must not have 'type'")
         message = aio_pika.Message(
             json.dumps({"type": event_type, **fields}, ensure_ascii=False).encode(),
             content_type=_JSON,
@@ -452,6 +451,13 @@ class RegistryClient:
         registry's, else the stream starts with a :class:`Resync`).
         """
         return Subscription(self, routing_keys=routing_keys, since=since, epoch=epoch)
+
+
+def _check_timeout(timeout: float) -> float:
+    """A timeout, refused unless positive (0 would expire every request at once)."""
+    if not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    return timeout
 
 
 def _op(model: type[_M], **params: Any) -> _M:  # noqa: ANN401 - validated by the model

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import aio_pika
 import structlog
 from aio_pika.abc import AbstractRobustConnection
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from registryd import __version__
 from registryd.amqp.consumer import EventConsumer
@@ -39,14 +39,21 @@ log = structlog.get_logger(__name__)
 
 
 def connect_redis(settings: Settings, name: str = "registryd") -> Redis:
-    """A Redis client whose calls fail within seconds when Redis is gone."""
-    return Redis.from_url(
+    """A Redis client whose calls fail within seconds when Redis is gone.
+
+    The pool blocks (up to 3 s) rather than failing when every connection is busy: one
+    per RPC in flight, plus the consumer, the relay and the expiry loop.
+    """
+    pool = BlockingConnectionPool.from_url(
         settings.redis_url,
+        max_connections=settings.rpc_concurrency + 8,
+        timeout=3,
         socket_timeout=5.0,
         socket_connect_timeout=3.0,
         health_check_interval=15,
         client_name=f"{name}:{settings.prefix}",
     )
+    return Redis.from_pool(pool)
 
 
 async def connect_amqp(

@@ -2,14 +2,18 @@
 
 This is where a parsed operation meets the store: reads are filtered here with the
 pure rules of :mod:`registryd.registry`, writes go to Redis as one atomic script each.
+Reads have two faces: typed models for Python callers (:meth:`Registry.execute`) and
+the reply's JSON for the wire (:meth:`Registry.execute_json`), which passes the stored
+documents through untouched when no filter applies.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import structlog
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from registryd import __version__
 from registryd.errors import RegistryError
@@ -24,7 +28,9 @@ from registryd.models import (
     PingResult,
     Worker,
 )
+from registryd.models.wire import encode_result
 from registryd.registry import WorkerFilter, select_workers
+from registryd.registry.filters import WorkerRecord
 from registryd.store import RedisStore
 from registryd.store.redis import EpochMissing
 
@@ -34,6 +40,13 @@ log = structlog.get_logger(__name__)
 
 #: What an operation returns: a model, a list of them, an id, or nothing.
 Result = BaseModel | Sequence[BaseModel] | int | None
+
+_WORKERS = TypeAdapter(list[Worker])
+
+
+def _records(docs: Sequence[bytes]) -> list[WorkerRecord]:
+    records: list[WorkerRecord] = json.loads(b"[" + b",".join(docs) + b"]")
+    return records
 
 
 class Registry:
@@ -61,6 +74,19 @@ class Registry:
         except EpochMissing:
             await self.start()
             return await self._dispatch(op, message_id)
+
+    async def execute_json(self, op: Operation) -> bytes:
+        """Run one operation; its ``{"ok": true, "result": ...}`` reply body."""
+        match op:
+            case GetWorkers():
+                where = WorkerFilter(op.masterid, op.builderid, op.paused, op.graceful)
+                docs = await self.store.read_worker_docs(op.masterid)
+                if where.empty:  # the stored documents are the reply, in id order already
+                    return b'{"ok":true,"result":[' + b",".join(docs) + b"]}"
+                return encode_result(select_workers(_records(docs), where))
+            case GetWorker():
+                return encode_result(await self._get_worker_record(op))
+        return encode_result(await self.execute(op))
 
     async def apply_many(
         self, writes: Sequence[tuple[Operation, str | None]]
@@ -100,10 +126,15 @@ class Registry:
     async def get_workers(self, op: GetWorkers) -> list[Worker]:
         """``getWorkers``: listed workers cut down by the filters, by ascending id."""
         where = WorkerFilter(op.masterid, op.builderid, op.paused, op.graceful)
-        return select_workers(await self.store.read_workers(op.masterid), where)
+        docs = await self.store.read_worker_docs(op.masterid)
+        return _WORKERS.validate_python(select_workers(_records(docs), where))
 
     async def get_worker(self, op: GetWorker) -> Worker | None:
         """``getWorker``: by id and/or name (both must match), then the pair filters."""
+        record = await self._get_worker_record(op)
+        return None if record is None else Worker.model_validate(record)
+
+    async def _get_worker_record(self, op: GetWorker) -> WorkerRecord | None:
         workerid = op.workerid
         if workerid is None:
             if op.name is None:
@@ -111,7 +142,10 @@ class Registry:
             workerid = await self.store.worker_id_of(op.name)
             if workerid is None:
                 return None
-        worker = await self.store.read_worker(workerid)
-        if worker is None or op.name not in (None, worker.name):
+        doc = await self.store.read_worker_doc(workerid)
+        if doc is None:
             return None
-        return WorkerFilter(op.masterid, op.builderid).apply(worker)
+        record: WorkerRecord = json.loads(doc)
+        if op.name not in (None, record["name"]):
+            return None
+        return WorkerFilter(op.masterid, op.builderid).apply(record)

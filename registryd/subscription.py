@@ -32,7 +32,14 @@ from registryd.models import MasterChange, Reset, WorkerChange
 if TYPE_CHECKING:
     from registryd.client import RegistryClient
 
-__all__ = ["Resync", "ResyncReason", "Subscription", "SubscriptionItem", "topic_matches"]
+__all__ = [
+    "Resync",
+    "ResyncReason",
+    "Subscription",
+    "SubscriptionItem",
+    "routing_key_of",
+    "topic_matches",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +59,11 @@ class Resync:
 
     The stream goes on with the changes after ``revision`` (``ping``'s, taken before your
     reload, so nothing falls between). ``epoch`` is the registry's epoch from then on.
+    ``reason``: ``resync_required`` (the history no longer reaches back to the last
+    revision), ``reset`` (a reset notification of a new epoch), ``epoch_changed`` (the
+    ``since``/``epoch`` given to resume from belong to an epoch that is gone, or
+    ``since`` is ahead of the registry), ``history_ended`` (the history stops short of a
+    notified revision: a reset was missed).
     """
 
     revision: int
@@ -114,6 +126,8 @@ class Subscription:
 
     The channel dies with the connection; iteration then raises
     :class:`~registryd.errors.Unavailable`: subscribe again with ``since=revision``.
+    A ``getChanges`` or ``ping`` that fails raises from the iteration too, with nothing
+    lost: iterating again retries it.
     """
 
     def __init__(
@@ -128,7 +142,9 @@ class Subscription:
             raise TypeError("routing_keys is a sequence of binding keys, not one string")
         if since is not None and since < 0:
             raise ValueError(f"since must be a revision >= 0, not {since}")
-        self.routing_keys = tuple(routing_keys) or ("#",)
+        if not routing_keys:
+            raise ValueError("routing_keys must name at least one binding key")
+        self.routing_keys = tuple(routing_keys)
         #: Whether every revision is bound, so that a jump is a gap to fill.
         self.gap_detection = "#" in self.routing_keys
         self._client = client
@@ -141,6 +157,7 @@ class Subscription:
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
         self._started = False
+        self._closed = False
 
     @property
     def revision(self) -> int:
@@ -187,7 +204,6 @@ class Subscription:
             ) from None
         except _BROKER_ERRORS as exc:
             raise Unavailable(f"cannot subscribe to {names.notifications}: {exc!r}") from exc
-        await self._begin()
 
     async def _begin(self) -> None:
         """Set the starting revision: now, or ``since`` with the history to catch up."""
@@ -205,8 +221,8 @@ class Subscription:
 
     async def close(self) -> None:
         """Stop consuming (iteration ends); the queue goes with its channel."""
-        self._started = True  # a closed subscription never starts again
-        self._inbox.put_nowait(_End.CLOSED)
+        self._started = self._closed = True  # a closed subscription never starts again
+        self._inbox.put_nowait(_End.CLOSED)  # wakes an iteration waiting for a message
         channel, self._channel = self._channel, None
         if channel is not None and not channel.is_closed:
             channel.close_callbacks.discard(self._on_lost)
@@ -231,6 +247,8 @@ class Subscription:
         """The next change (or :class:`Resync`), in revision order; waits for one."""
         await self.start()
         while not self._ready:
+            if self._closed:
+                raise StopAsyncIteration
             if self._last < self._target:
                 await self._catch_up()
             else:
@@ -257,10 +275,10 @@ class Subscription:
     async def _receive(self) -> None:
         """Take one notification: yield it, drop it, or start a catch-up or resync."""
         message = await self._inbox.get()
+        if self._closed:
+            raise StopAsyncIteration
         if isinstance(message, _End):
             self._inbox.put_nowait(message)  # every later call ends the same way
-            if message is _End.CLOSED:
-                raise StopAsyncIteration
             raise Unavailable(f"the subscription to {self._client.names.notifications} was lost")
         try:
             await message.ack()
@@ -275,7 +293,7 @@ class Subscription:
             if item.epoch != self._epoch:  # a repeat of the reset we started after is no news
                 await self._resync("reset")
         elif item.revision <= self._last:
-            log.debug("notification seen before", revision=item.revision)
+            pass  # seen before: delivery is at least once
         elif self.gap_detection and item.revision > self._last + 1:
             self._target = item.revision  # getChanges brings this one too, after the gap
         else:

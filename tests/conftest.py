@@ -13,7 +13,6 @@ from redis.asyncio import Redis
 
 from registryd.amqp.topology import Names
 from registryd.config import Settings
-
 from registryd.service import Registry
 from registryd.store import Keys, RedisStore, StoreSettings
 from tests.harness import RawRpc, RunningDaemon, delete_topology, start_daemon

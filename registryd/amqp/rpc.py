@@ -18,7 +18,7 @@ from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractQueu
 
 from registryd.errors import Internal, RegistryError, Unavailable
 from registryd.metrics import Metrics
-from registryd.models.wire import encode_error, encode_result, parse_request
+from registryd.models.wire import encode_error, parse_request
 from registryd.registry import authorize
 from registryd.service import Registry
 
@@ -86,7 +86,9 @@ class RpcServer:
             body, content_type="application/json", correlation_id=message.correlation_id
         )
         try:
-            await self.replies.publish(reply, routing_key=message.reply_to)
+            # Not mandatory: RabbitMQ returns mandatory publishes to direct reply-to
+            # addresses even when it delivers them, and a vanished requester is no error.
+            await self.replies.publish(reply, routing_key=message.reply_to, mandatory=False)
         except Exception:
             log.exception("rpc reply could not be published", reply_to=message.reply_to)
             await message.reject(requeue=False)
@@ -101,7 +103,7 @@ class RpcServer:
             method = op.method
             authorize(op, message.user_id, self.auth_masters)
             async with asyncio.timeout(self.timeout):
-                result = await self.registry.execute(op)
+                body = await self.registry.execute_json(op)
         except RegistryError as error:
             return method, encode_error(error), error.code
         except TimeoutError:
@@ -114,4 +116,4 @@ class RpcServer:
                 encode_error(Internal("unexpected failure; see the daemon's log")),
                 "internal",
             )
-        return method, encode_result(result), "ok"
+        return method, body, "ok"

@@ -48,12 +48,12 @@ def _flag(value: object) -> bool:
     return value
 
 
-def _text(value: object, limit: int | None, what: str) -> str:
+def _text(value: object, limit: int | None, what: str, shortest: int = 1) -> str:
     if type(value) is not str:
         raise _fail("text", f"must be {what}")
     if _SURROGATE.search(value):
         raise _fail("text", "must be valid Unicode (no lone surrogates)")
-    if limit is not None and not 1 <= len(value) <= limit:
+    if limit is not None and not shortest <= len(value) <= limit:
         raise _fail("text", f"must be {what}")
     return value
 
@@ -104,8 +104,8 @@ Connection = Annotated[
 ]
 MasterName = Annotated[
     str,
-    PlainValidator(lambda v: _text(v, 200, "a string of 1 to 200 characters")),
-    _schema(type="string", minLength=1, maxLength=200),
+    PlainValidator(lambda v: _text(v, 200, "a string of at most 200 characters", shortest=0)),
+    _schema(type="string", maxLength=200),
 ]
 OptionalText = Annotated[
     str,

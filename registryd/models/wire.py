@@ -66,15 +66,15 @@ def parse_request(body: bytes) -> Operation:
     return parse_params(model, params)
 
 
-def _plain(result: BaseModel | Sequence[BaseModel] | int | None) -> object:
+def _plain(result: object) -> object:
     if isinstance(result, BaseModel):
         return result.model_dump(mode="json")
     if isinstance(result, list | tuple):
-        return [item.model_dump(mode="json") for item in result]
+        return [_plain(item) for item in result]
     return result
 
 
-def encode_result(result: BaseModel | Sequence[BaseModel] | int | None) -> bytes:
+def encode_result(result: BaseModel | Sequence[object] | dict[str, Any] | int | None) -> bytes:
     """``{"ok": true, "result": ...}``."""
     return json.dumps({"ok": True, "result": _plain(result)}, ensure_ascii=False).encode()
 

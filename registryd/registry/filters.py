@@ -1,13 +1,19 @@
-"""The read filters of ``getWorkers`` and ``getWorker`` (PROTOCOL.md section 2)."""
+"""The read filters of ``getWorkers`` and ``getWorker`` (PROTOCOL.md section 2).
+
+They work on worker records as plain JSON objects (the wire shape of section 1), so a
+listing of thousands of workers is filtered without building a model per worker.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from registryd.models.records import Worker
+__all__ = ["WorkerFilter", "WorkerRecord", "select_workers"]
 
-__all__ = ["WorkerFilter", "select_workers"]
+#: A worker record as decoded from its JSON document.
+WorkerRecord = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,28 +30,34 @@ class WorkerFilter:
         """Whether a worker must have a matching ``configured_on`` pair to be listed."""
         return self.masterid is not None or self.builderid is not None
 
-    def apply(self, worker: Worker) -> Worker | None:
-        """The worker as listed under these filters, or ``None`` when it is not listed."""
-        if self.paused is not None and worker.paused != self.paused:
+    @property
+    def empty(self) -> bool:
+        """Whether every worker is listed unchanged."""
+        return not self.by_pair and self.paused is None and self.graceful is None
+
+    def apply(self, worker: WorkerRecord) -> WorkerRecord | None:
+        """The record as listed under these filters, or ``None`` when it is not listed."""
+        if self.paused is not None and worker["paused"] != self.paused:
             return None
-        if self.graceful is not None and worker.graceful != self.graceful:
+        if self.graceful is not None and worker["graceful"] != self.graceful:
             return None
         if not self.by_pair:
             return worker
         pairs = [
             pair
-            for pair in worker.configured_on
-            if self.masterid in (None, pair.masterid) and self.builderid in (None, pair.builderid)
+            for pair in worker["configured_on"]
+            if self.masterid in (None, pair["masterid"])
+            and self.builderid in (None, pair["builderid"])
         ]
         if not pairs:
             return None
-        connected = worker.connected_to
+        connected = worker["connected_to"]
         if self.masterid is not None:
             connected = [m for m in connected if m == self.masterid]
-        return worker.model_copy(update={"configured_on": pairs, "connected_to": connected})
+        return {**worker, "configured_on": pairs, "connected_to": connected}
 
 
-def select_workers(workers: Iterable[Worker], where: WorkerFilter) -> list[Worker]:
-    """The listed workers, cut down by the filters, in ascending id order."""
+def select_workers(workers: Iterable[WorkerRecord], where: WorkerFilter) -> list[WorkerRecord]:
+    """The listed records, cut down by the filters, in ascending id order."""
     listed = (where.apply(worker) for worker in workers)
-    return sorted((w for w in listed if w is not None), key=lambda w: w.id)
+    return sorted((w for w in listed if w is not None), key=lambda w: int(w["id"]))

@@ -263,15 +263,25 @@ class RedisStore:
 
     # Reads -------------------------------------------------------------------------------
 
-    async def read_workers(self, masterid: int | None = None) -> list[Worker]:
-        """Every worker (or those with pairs on ``masterid``), unfiltered, unsorted."""
+    async def read_worker_docs(self, masterid: int | None = None) -> list[bytes]:
+        """The JSON documents of every worker (or those with pairs on ``masterid``), by id."""
         mode: tuple[str | int, ...] = ("all",) if masterid is None else ("master", masterid)
-        return _parse_docs(await self._run("read_workers", *mode))
+        docs: list[bytes] = await self._run("read_workers", *mode)
+        return docs
+
+    async def read_worker_doc(self, workerid: int) -> bytes | None:
+        """One worker's JSON document, or ``None``."""
+        docs: list[bytes] = await self._run("read_workers", "ids", workerid)
+        return docs[0] if docs else None
+
+    async def read_workers(self, masterid: int | None = None) -> list[Worker]:
+        """Every worker (or those with pairs on ``masterid``), unfiltered, by id."""
+        return _parse_docs(await self.read_worker_docs(masterid))
 
     async def read_worker(self, workerid: int) -> Worker | None:
         """One worker by id, unfiltered."""
-        docs = _parse_docs(await self._run("read_workers", "ids", workerid))
-        return docs[0] if docs else None
+        doc = await self.read_worker_doc(workerid)
+        return None if doc is None else Worker.model_validate_json(doc)
 
     async def worker_id_of(self, name: str) -> int | None:
         """The id of a name, without creating it."""

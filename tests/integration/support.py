@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from redis.asyncio import Redis
 
 from registryd.models import MasterChange, Worker, WorkerChange
@@ -27,6 +29,17 @@ async def new_worker(store: RedisStore, name: str) -> tuple[int, Worker]:
 async def key_names(redis: Redis, store: RedisStore) -> set[bytes]:
     """Every Redis key of the store's prefix, to spot orphan state."""
     return {key async for key in redis.scan_iter(match=store.keys.pattern(), count=1000)}
+
+
+async def log_entries(
+    redis: Redis, store: RedisStore, count: int | None = None
+) -> list[tuple[int, str, bytes]]:
+    """The raw change-log entries, oldest first: (revision, routing key, body)."""
+    reply: Any = await redis.xrange(store.keys.changes, count=count)
+    return [
+        (int(entry_id.split(b"-")[0]), fields[b"k"].decode(), fields[b"b"])
+        for entry_id, fields in reply
+    ]
 
 
 async def revision(store: RedisStore) -> int:

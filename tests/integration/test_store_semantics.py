@@ -93,7 +93,7 @@ async def test_find_worker_id_gives_distinct_increasing_ids(store: RedisStore) -
 
 
 async def test_names_are_case_sensitive(registry: Registry) -> None:
-    """"Zero" and "zero" are two workers; a lookup by name matches the exact case only."""
+    """Names "Zero" and "zero" are two workers; a lookup by name matches the exact case."""
     lower = await registry.store.find_worker_id("zero")
     upper = await registry.store.find_worker_id("Zero")
     assert lower != upper
@@ -260,7 +260,7 @@ async def test_remembered_connection_is_per_master(store: RedisStore) -> None:
 
 
 async def test_connect_without_token_forgets_the_remembered_one(store: RedisStore) -> None:
-    """The remembered token is the last connect's: a connect naming none makes any disconnect apply."""
+    """The remembered token is the last connect's: one naming none lets any disconnect apply."""
     wid, _ = await new_worker(store, "zero")
     await _apply_all(
         store,
@@ -385,7 +385,9 @@ async def test_configure_leaves_connections_and_state_alone(store: RedisStore) -
     )
     before = await worker(store, wid)
     await store.apply(WorkerConfigured(workerid=wid, masterid=10, builderids=[20]))
-    expected = before.model_copy(update={"configured_on": [ConfiguredOn(builderid=20, masterid=10)]})
+    expected = before.model_copy(
+        update={"configured_on": [ConfiguredOn(builderid=20, masterid=10)]}
+    )
     assert expected == await worker(store, wid)
 
 
@@ -764,6 +766,4 @@ async def test_only_masters_past_their_lease_expire(store: RedisStore) -> None:
     await store.apply(MasterHeartbeat(masterid=11), now_ms=T0 + 30_000)
     await store.apply(MasterHeartbeat(masterid=12), now_ms=T0 + 1_000)
     assert [10, 12] == sorted(await store.expire_masters(now_ms=T0 + LEASE + 2_000))
-    assert {10: False, 11: True, 12: False} == {
-        m.id: m.active for m in await store.read_masters()
-    }
+    assert {10: False, 11: True, 12: False} == {m.id: m.active for m in await store.read_masters()}

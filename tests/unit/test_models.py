@@ -54,7 +54,7 @@ VALID: dict[type[Operation], dict[str, Any]] = {
 }
 
 #: Every (operation, field) that holds an id.
-ID_FIELDS = [
+ID_FIELDS: list[tuple[type[Operation], str]] = [
     (model, field)
     for model, params in VALID.items()
     for field in params
@@ -62,7 +62,7 @@ ID_FIELDS = [
 ]
 
 #: Every (operation, field) that holds a boolean.
-FLAG_FIELDS = [
+FLAG_FIELDS: list[tuple[type[Operation], str]] = [
     (SetWorkerPaused, "paused"),
     (SetWorkerGraceful, "graceful"),
     (GetWorkers, "paused"),
@@ -300,7 +300,7 @@ def test_connection_refused(connection: object) -> None:
         assert message.startswith("connection: must be ")
 
 
-@pytest.mark.parametrize("name", ["m", "host:/basedir", "x" * 200, "é" * 200])
+@pytest.mark.parametrize("name", ["", "m", "host:/basedir", "x" * 200, "é" * 200])
 def test_master_name_accepted(name: str) -> None:
     """A master name of up to 200 characters of free text is accepted as given."""
     assert name == parse_params(MasterHeartbeat, {"masterid": 10, "name": name}).name
