@@ -29,6 +29,7 @@ from registryd.config import Settings
 from registryd.errors import ConfigError, RegistryError, Unavailable
 from registryd.logs import mask
 from registryd.metrics import Health, Metrics, MetricsServer
+from registryd.retry import forever
 from registryd.service import Registry
 from registryd.store import Keys, RedisStore, StoreSettings
 from registryd.store.redis import EpochMissing
@@ -36,6 +37,9 @@ from registryd.store.redis import EpochMissing
 __all__ = ["Daemon", "connect_redis"]
 
 log = structlog.get_logger(__name__)
+
+#: What ends a session and starts the next one after a backoff.
+_SESSION_ERRORS = (RegistryError, OSError, aio_pika.exceptions.AMQPError, TimeoutError)
 
 
 def connect_redis(settings: Settings, name: str = "registryd") -> Redis:
@@ -111,18 +115,18 @@ class Daemon:
             amqp=mask(self.settings.amqp_url),
             redis=mask(self.settings.redis_url),
         )
-        delay = 0.2
+        retrying = forever(
+            "backend unavailable; retrying",
+            _SESSION_ERRORS,
+            first=0.2,
+            stop=self.stop_requested,
+            on_failure=lambda _: setattr(self.health, "consuming", False),
+        )
         try:
-            while not self.stop_requested.is_set():
-                try:
-                    await self._run_session()
-                    delay = 0.2
-                except (RegistryError, OSError, aio_pika.exceptions.AMQPError, TimeoutError) as exc:
-                    self.health.consuming = False
-                    log.warning("backend unavailable; retrying", error=str(exc), retry_in=delay)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.stop_requested.wait(), delay)
-                    delay = min(delay * 2, 5.0)
+            async for attempt in retrying:
+                with attempt:
+                    if not self.stop_requested.is_set():
+                        await self._run_session()
         finally:
             if self._http is not None:
                 self._http.stop()

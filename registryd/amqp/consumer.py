@@ -22,6 +22,7 @@ from registryd.metrics import Health, Metrics
 from registryd.models.ops import Operation
 from registryd.models.wire import parse_event
 from registryd.registry import authorize
+from registryd.retry import forever
 from registryd.service import Registry
 from registryd.store import DUPLICATE
 
@@ -158,16 +159,15 @@ class EventConsumer:
         """Apply in one round trip, retrying (with backoff up to 5 s) while Redis fails."""
         if not writes:
             return []
-        delay = 0.1
-        while True:
-            try:
+        retrying = forever(
+            "redis failed; holding the batch", Unavailable, on_failure=self._redis_failed
+        )
+        async for attempt in retrying:
+            with attempt:
                 results = await self.registry.apply_many(writes)
-            except Unavailable as exc:
-                self.health.failing.add("redis")
-                self.metrics.backend_errors.labels("redis").inc()
-                log.warning("redis failed; holding the batch", error=exc.message, retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            self.health.failing.discard("redis")
-            return results
+        self.health.failing.discard("redis")
+        return results
+
+    def _redis_failed(self, _error: BaseException) -> None:
+        self.health.failing.add("redis")
+        self.metrics.backend_errors.labels("redis").inc()

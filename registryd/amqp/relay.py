@@ -16,8 +16,9 @@ import aio_pika
 import structlog
 from aio_pika.abc import AbstractExchange
 
-from registryd.errors import RegistryError
+from registryd.errors import Unavailable
 from registryd.metrics import Health, Metrics
+from registryd.retry import forever
 from registryd.store.redis import LoggedChange, RedisStore, RelayClaim, RelayStore
 
 __all__ = ["RESET_ROUTING_KEY", "Relay"]
@@ -50,26 +51,24 @@ class Relay:
 
     async def run(self) -> None:
         """Relay until cancelled; a Redis failure is retried, a broker failure raises."""
-        delay = 0.1
         try:
             while True:
-                try:
-                    await self._step()
-                except RegistryError as exc:  # Redis is down or slow: wait, then go on
-                    self.health.failing.add("redis")
-                    log.warning("relay paused: redis failed", error=exc.message, retry_in=delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-                else:
-                    delay = 0.1
+                async for attempt in forever(
+                    "relay paused: redis failed", Unavailable, on_failure=self._redis_failed
+                ):
+                    with attempt:
+                        await self._step()
         finally:
             await asyncio.shield(self._release())
+
+    def _redis_failed(self, _error: BaseException) -> None:
+        self.health.failing.add("redis")
 
     async def _release(self) -> None:
         try:
             await self.log_store.release()
-        except RegistryError as exc:
-            log.warning("relay role not released; it lapses by itself", error=exc.message)
+        except Exception as exc:  # noqa: BLE001 - shutting down: log it and carry on
+            log.warning("relay role not released; it lapses by itself", error=str(exc))
 
     async def _step(self) -> None:
         claim = await self.log_store.claim(_LOCK_MS)

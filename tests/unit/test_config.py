@@ -133,3 +133,14 @@ def test_log_processor_masks_nested_values() -> None:
             "log_level": "warning",
         }
     ] == logs
+
+
+def test_example_configs_load() -> None:
+    """The shipped example configurations are valid and mean what their comments say."""
+    root = Path(__file__).resolve().parents[2] / "config"
+    full = load_settings(root / "registryd.toml")
+    trial = load_settings(root / "test.toml")
+    assert Settings() == full
+    assert ("registry-try", "console", 15.0, 9823) == (
+        trial.prefix, trial.log_format, trial.master_lease, trial.metrics_port
+    )
