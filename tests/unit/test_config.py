@@ -142,5 +142,8 @@ def test_example_configs_load() -> None:
     trial = load_settings(root / "test.toml")
     assert Settings() == full
     assert ("registry-try", "console", 15.0, 9823) == (
-        trial.prefix, trial.log_format, trial.master_lease, trial.metrics_port
+        trial.prefix,
+        trial.log_format,
+        trial.master_lease,
+        trial.metrics_port,
     )
