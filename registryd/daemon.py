@@ -77,7 +77,7 @@ class _Session:
     connection: aio_pika.abc.AbstractConnection | AbstractRobustConnection
     topology: Topology
     registry: Registry
-    consumer: EventConsumer
+    consumer: EventConsumer | None
     rpc: RpcServer
     tasks: list[asyncio.Task[None]]
     lost: asyncio.Event
@@ -146,13 +146,14 @@ class Daemon:
 
     async def _run_session(self) -> None:
         async with self._session() as session:
+            if not await self._wait_for_redis(session):
+                return
+            await self._start_processing(session)
             self.health.consuming = True
             log.info("serving", events=self.names.events, rpc=self.names.rpc)
             stop = asyncio.ensure_future(self.stop_requested.wait())
             lost = asyncio.ensure_future(session.lost.wait())
-            consumer_task = session.consumer.task
-            assert consumer_task is not None
-            watched = {stop, lost, consumer_task, *session.tasks}
+            watched = {stop, lost, *session.tasks}
             done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
             for task in (stop, lost):
                 task.cancel()
@@ -169,7 +170,6 @@ class Daemon:
         connection: aio_pika.abc.AbstractConnection | None = None
         session: _Session | None = None
         try:
-            await _ping_redis(redis)
             connection = await connect_amqp(self.settings)
             session = await self._open(redis, connection)
             yield session
@@ -177,6 +177,11 @@ class Daemon:
             await self._close(redis, connection, session)
 
     async def _open(self, redis: Redis, connection: aio_pika.abc.AbstractConnection) -> _Session:
+        """Declare the topology and serve RPC at once.
+
+        While Redis is down, RPC answers ``unavailable`` rather than leaving requests
+        unanswered; events wait in their queue until Redis answers.
+        """
         s = self.settings
         lost = asyncio.Event()
         connection.close_callbacks.add(lambda *_: lost.set())
@@ -185,10 +190,8 @@ class Daemon:
         topology = await declare(events_channel, self.names, s.events_delivery_limit)
         rpc_channel = await connection.channel(publisher_confirms=False)
         await rpc_channel.set_qos(prefetch_count=s.rpc_concurrency)
-        relay_channel = await connection.channel(publisher_confirms=True)
         registry = Registry(RedisStore(redis, Keys(s.prefix), self.store_settings))
         registry.epoch = self._epoch  # so a reset between sessions is noticed and logged
-        self._epoch = await registry.start()
         rpc = RpcServer(
             registry,
             await rpc_channel.get_queue(self.names.rpc),
@@ -197,27 +200,51 @@ class Daemon:
             timeout=s.rpc_timeout,
             auth_masters=s.auth_masters,
         )
-        consumer = EventConsumer(
-            registry,
-            topology,
+        await rpc.start()
+        self.health.serving_rpc = True
+        return _Session(redis, connection, topology, registry, None, rpc, [], lost)
+
+    async def _wait_for_redis(self, session: _Session) -> bool:
+        """Make sure of the epoch, retrying while Redis is down; False if asked to stop."""
+        retrying = forever(
+            "redis unavailable; retrying",
+            Unavailable,
+            stop=self.stop_requested,
+            on_failure=lambda _: self.health.failing.add("redis"),
+        )
+        async for attempt in retrying:
+            with attempt:
+                if self.stop_requested.is_set():
+                    return False
+                self._epoch = await session.registry.start()
+        self.health.failing.discard("redis")
+        return True
+
+    async def _start_processing(self, session: _Session) -> None:
+        """Start the event consumer, the relay and the expiry loop."""
+        s = self.settings
+        relay_channel = await session.connection.channel(publisher_confirms=True)
+        relay = Relay(
+            session.registry.store,
+            await relay_channel.get_exchange(self.names.notifications),
+            self.metrics,
+            self.health,
+        )
+        session.consumer = EventConsumer(
+            session.registry,
+            session.topology,
             self.metrics,
             self.health,
             batch=s.events_batch,
             auth_masters=s.auth_masters,
         )
-        relay = Relay(
-            registry.store,
-            await relay_channel.get_exchange(self.names.notifications),
-            self.metrics,
-            self.health,
-        )
-        tasks = [
+        session.tasks += [
             asyncio.create_task(relay.run(), name="relay"),
-            asyncio.create_task(self._expire_masters(registry), name="expiry"),
+            asyncio.create_task(self._expire_masters(session.registry), name="expiry"),
         ]
-        await rpc.start()
-        await consumer.start()
-        return _Session(redis, connection, topology, registry, consumer, rpc, tasks, lost)
+        await session.consumer.start()
+        assert session.consumer.task is not None
+        session.tasks.append(session.consumer.task)
 
     async def _close(
         self,
@@ -227,6 +254,7 @@ class Daemon:
     ) -> None:
         """Reverse order: stop consuming, finish in-flight work (up to the grace), close."""
         self.health.consuming = False
+        self.health.serving_rpc = False
         if session is not None:
             await self._drain(session)
         if connection is not None:
@@ -239,7 +267,8 @@ class Daemon:
         try:
             async with asyncio.timeout(self.settings.grace):
                 await session.rpc.stop()
-                await session.consumer.stop()
+                if session.consumer is not None:
+                    await session.consumer.stop()
         except TimeoutError:
             log.warning(
                 "grace period over; unfinished work returns to the queues",
@@ -250,9 +279,6 @@ class Daemon:
         for task in session.tasks:
             task.cancel()
         await asyncio.gather(*session.tasks, return_exceptions=True)
-        if session.consumer.task is not None and not session.consumer.task.done():
-            session.consumer.task.cancel()
-            await asyncio.gather(session.consumer.task, return_exceptions=True)
 
     async def _expire_masters(self, registry: Registry) -> None:
         """Expire masters whose lease ended; doubles as the Redis health probe."""
@@ -273,10 +299,3 @@ class Daemon:
                     log.warning("master expired: no heartbeat within the lease", masterid=masterid)
                 self.metrics.expired_masters.inc(len(expired))
             await asyncio.sleep(interval)
-
-
-async def _ping_redis(redis: Redis) -> None:
-    try:
-        await redis.ping()
-    except Exception as exc:
-        raise Unavailable(f"redis: {exc}") from exc

@@ -70,5 +70,6 @@ def configure_logging(fmt: str = "json", level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    logging.captureWarnings(True)  # warnings too become log lines, never stray text
     # aiormq logs every frame-level hiccup at INFO; its failures still come through.
     logging.getLogger("aiormq").setLevel(max(logging.WARNING, root.level))

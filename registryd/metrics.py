@@ -79,6 +79,7 @@ class Health:
     """Whether the daemon serves: consuming events with both backends answering."""
 
     consuming: bool = False
+    serving_rpc: bool = False
     stopping: bool = False
     failing: set[str] = field(default_factory=set)
 

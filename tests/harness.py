@@ -57,6 +57,14 @@ async def start_daemon(settings: Settings) -> RunningDaemon:
     return RunningDaemon(daemon, task)
 
 
+async def start_daemon_unready(settings: Settings) -> RunningDaemon:
+    """Start a daemon that cannot become ready yet; wait until it serves RPC."""
+    daemon = Daemon(settings)
+    task = asyncio.create_task(daemon.serve())
+    await wait_for(lambda: daemon.health.serving_rpc, 20)
+    return RunningDaemon(daemon, task)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 nobody listens on right now."""
     with socket.socket() as sock:

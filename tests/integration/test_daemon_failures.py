@@ -15,7 +15,14 @@ from redis.asyncio import Redis
 
 from registryd.amqp.topology import Names
 from registryd.config import Settings
-from tests.harness import RawRpc, free_port, publish_event, start_daemon, wait_for
+from tests.harness import (
+    RawRpc,
+    free_port,
+    publish_event,
+    start_daemon,
+    start_daemon_unready,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -173,3 +180,30 @@ async def test_broker_connection_loss_is_recovered(
         await wait_for(applied)
     finally:
         await running.stop()
+
+
+async def test_rpc_answers_unavailable_while_redis_is_down_at_start(
+    settings: Settings, amqp: AbstractConnection, prefix: str
+) -> None:
+    """Started with Redis unreachable: not ready, RPC 'unavailable' within 5 s, events kept."""
+    dead = PrivateRedis()  # a port nobody listens on until start()
+    running = await start_daemon_unready(settings.model_copy(update={"redis_url": dead.url}))
+    try:
+        rpc = await RawRpc.open(amqp, Names(prefix))
+        started = time.monotonic()
+        reply = await rpc.call("ping")
+        assert ("unavailable", True) == (reply["error"]["code"], reply["error"]["retryable"])
+        assert time.monotonic() - started < 5.0
+        assert not running.daemon.health.ready
+        channel = await amqp.channel()
+        await publish_event(channel, Names(prefix), {"type": "master.heartbeat", "masterid": 2})
+        dead.start()
+        await wait_for(lambda: running.daemon.health.ready, 20)
+
+        async def applied() -> bool:
+            return [2] == [m["id"] for m in await rpc.result("getMasters")]
+
+        await wait_for(applied)
+    finally:
+        await running.stop()
+        dead.kill()
