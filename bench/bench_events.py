@@ -65,9 +65,12 @@ async def floor(connection: aio_pika.abc.AbstractConnection, count: int, prefetc
                 done.set()
 
         started = time.perf_counter()
-        await (await consumer.get_queue(name)).consume(on_message)
+        queue = await consumer.get_queue(name)
+        tag = await queue.consume(on_message)
         await done.wait()
-        return count / (time.perf_counter() - started)
+        rate = count / (time.perf_counter() - started)
+        await queue.cancel(tag)
+        return rate
     finally:
         await channel.queue_delete(name)
 

@@ -105,7 +105,11 @@ class Relay:
         message = aio_pika.Message(
             body, content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT
         )
-        await self.exchange.publish(message, routing_key=routing_key, timeout=self.publish_timeout)
+        # Not mandatory: a change nobody subscribes to is not an error (and RabbitMQ would
+        # return every such message, which aiormq logs as an error).
+        await self.exchange.publish(
+            message, routing_key=routing_key, mandatory=False, timeout=self.publish_timeout
+        )
 
     async def _publish_reset(self, claim: RelayClaim) -> None:
         body = json.dumps({"event": "reset", "epoch": claim.pending_reset, "revision": 0})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,7 +18,7 @@ from registryd.config import Settings
 from registryd.models import MasterHeartbeat, SetWorkerGraceful, WorkerConnected
 from registryd.service import Registry
 from registryd.store import Keys, RedisStore
-from tests.harness import RawRpc, RunningDaemon, publish_event, start_daemon
+from tests.harness import RawRpc, RunningDaemon, publish_event, start_daemon, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -182,3 +183,16 @@ async def test_master_expiry_is_notified(
         assert got[-1][1]["master"]["active"] is False
     finally:
         await running.stop()
+
+
+async def test_changes_without_subscribers_log_no_errors(
+    daemon: RunningDaemon, rpc: RawRpc, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With nobody bound to the notifications exchange, publishing them logs no error."""
+    caplog.set_level(logging.WARNING)
+    for i in range(20):
+        await rpc.result("findWorkerId", {"name": f"lonely{i}"})
+    await wait_for(
+        lambda: daemon.daemon.metrics.registry.get_sample_value("registryd_relay_revision") == 20
+    )
+    assert [] == [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
