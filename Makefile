@@ -2,7 +2,7 @@
 PY ?= .venv/bin/python
 VENV_STAMP := .venv/.installed
 
-.PHONY: all install test lint fmt typecheck run demo bench compose-check clean
+.PHONY: all install test lint fmt typecheck run demo bench compose-check systemd-check clean
 
 all: lint test
 
@@ -17,7 +17,7 @@ install: $(VENV_STAMP)
 test: $(VENV_STAMP)
 	$(PY) -m pytest -q
 
-lint: $(VENV_STAMP) compose-check
+lint: $(VENV_STAMP) compose-check systemd-check
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
 	$(PY) -m mypy
@@ -32,14 +32,19 @@ typecheck: $(VENV_STAMP)
 run: $(VENV_STAMP)
 	.venv/bin/registryd serve
 
+# Starts a daemon in the background, runs the demo against it, stops it (scripts/demo.sh).
 demo: $(VENV_STAMP)
-	.venv/bin/registryd demo
+	bash scripts/demo.sh
 
 bench: $(VENV_STAMP)
 	$(PY) bench/bench_get_workers.py
+	$(PY) bench/bench_events.py
 
 compose-check: $(VENV_STAMP)
 	.venv/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+
+systemd-check: $(VENV_STAMP)
+	bash scripts/check-systemd.sh
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache

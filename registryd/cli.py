@@ -1,12 +1,19 @@
-"""The ``registryd`` command: ``serve`` and ``check`` here, operator commands alongside."""
+"""The ``registryd`` command: ``serve``, ``check`` and the operator commands.
+
+The operator commands (``workers``, ``worker``, ``masters``, ``watch``, ``dead-letters``,
+``demo``) are thin: their work is in :mod:`registryd.operator`. They talk to a running
+daemon through RabbitMQ only; when none answers they print one line on stderr and exit 1.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 import structlog
@@ -16,7 +23,9 @@ from registryd.config import Settings, load_settings
 from registryd.errors import ConfigError
 
 if TYPE_CHECKING:
+    from registryd.client import RegistryClient
     from registryd.daemon import Daemon
+    from registryd.operator import DeadLetterAction
 
 __all__ = ["main"]
 
@@ -101,3 +110,151 @@ def check(ctx: Context) -> None:
         click.echo("failed: " + "; ".join(f"{name} ({why})" for name, why in failed))
         sys.exit(1)
     click.echo("ok: rabbitmq and redis answer")
+
+
+# -- operator commands ---------------------------------------------------------------------
+
+#: An operator command's work, given a client whose daemon answered.
+Action = Callable[["RegistryClient"], Coroutine[Any, Any, None]]
+
+json_option = click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+
+
+def _operate(ctx: Context, action: Action) -> None:
+    """Connect, check that a daemon answers, run ``action``; errors are one line and exit 1."""
+    from registryd.errors import RegistryError  # noqa: PLC0415
+    from registryd.logs import configure_logging, mask  # noqa: PLC0415
+    from registryd.operator import connected  # noqa: PLC0415
+
+    settings = ctx.settings()
+    # Library warnings go to stderr; stdout is the command's output (JSON for scripts).
+    configure_logging(settings.log_format, "warning")
+    # The broker libraries log what they then raise; the one-line error says it already.
+    for name in ("aiormq", "aio_pika"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+    async def run() -> None:
+        async with connected(settings) as client:
+            await action(client)
+
+    try:
+        asyncio.run(run())
+    except RegistryError as exc:
+        click.echo(f"registryd: {mask(exc.message)}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _err(line: str) -> None:
+    click.echo(line, err=True)
+
+
+@main.command()
+@click.option("--master", type=click.IntRange(min=1), help="Configured on this master id.")
+@click.option("--builder", type=click.IntRange(min=1), help="Configured for this builder id.")
+@click.option("--paused/--no-paused", default=None, help="Only paused (or unpaused) workers.")
+@click.option("--graceful/--no-graceful", default=None, help="Only workers (not) stopping.")
+@json_option
+@pass_context
+def workers(
+    ctx: Context,
+    *,
+    master: int | None,
+    builder: int | None,
+    paused: bool | None,
+    graceful: bool | None,
+    as_json: bool,
+) -> None:
+    """List workers (getWorkers), as a table or, with --json, the RPC's JSON list."""
+    from registryd.operator import show_workers  # noqa: PLC0415
+
+    filters = {"masterid": master, "builderid": builder, "paused": paused, "graceful": graceful}
+    _operate(ctx, lambda client: show_workers(client, filters, as_json=as_json, echo=click.echo))
+
+
+@main.command()
+@click.argument("workerid", metavar="[ID]", required=False, type=click.IntRange(min=1))
+@click.option("--name", help="The worker's name instead of its id.")
+@json_option
+@pass_context
+def worker(ctx: Context, workerid: int | None, name: str | None, as_json: bool) -> None:
+    """Show one worker by ID or --name; exit 1 when there is none."""
+    from registryd.operator import show_worker  # noqa: PLC0415
+
+    if (workerid is None) == (name is None):
+        raise click.UsageError("give a worker ID or --name NAME (one of them)")
+    _operate(
+        ctx, lambda client: show_worker(client, workerid, name, as_json=as_json, echo=click.echo)
+    )
+
+
+@main.command()
+@json_option
+@pass_context
+def masters(ctx: Context, as_json: bool) -> None:
+    """List masters (getMasters): id, name, active, last_seen."""
+    from registryd.operator import show_masters  # noqa: PLC0415
+
+    _operate(ctx, lambda client: show_masters(client, as_json=as_json, echo=click.echo))
+
+
+@main.command()
+@click.option(
+    "--since", type=click.IntRange(min=0), help="First print the changes after this revision."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_context
+def watch(ctx: Context, since: int | None, as_json: bool) -> None:
+    """Print each change notification as it comes, until Ctrl-C or SIGTERM."""
+    from registryd.operator import watch as follow  # noqa: PLC0415
+
+    _operate(ctx, lambda client: follow(client, since, as_json=as_json, echo=click.echo, note=_err))
+
+
+@main.command("dead-letters")
+@click.option(
+    "--json", "as_json", is_flag=True, help="The messages as one JSON list; the summary on stderr."
+)
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=100, show_default=True, help="Take at most N."
+)
+@click.option("--replay", is_flag=True, help="Publish them to <prefix>.events again.")
+@click.option("--drop", is_flag=True, help="Delete them.")
+@pass_context
+def dead_letters(ctx: Context, as_json: bool, limit: int, replay: bool, drop: bool) -> None:
+    """List the rejected events of <prefix>.dead (left there), or replay or drop them."""
+    from registryd.operator import dead_letters as handle  # noqa: PLC0415
+
+    if replay and drop:
+        raise click.UsageError("--replay and --drop exclude each other")
+    action: DeadLetterAction = "replay" if replay else "drop" if drop else "list"
+    _operate(
+        ctx,
+        lambda client: handle(client, action, limit, as_json=as_json, echo=click.echo, note=_err),
+    )
+
+
+@main.command()
+@click.option(
+    "--masters",
+    "count",
+    type=click.IntRange(1, 9),
+    default=2,
+    show_default=True,
+    help="Masters to act as (ids 1..N).",
+)
+@click.option(
+    "--workers",
+    "workers_",
+    type=click.IntRange(1, 50),
+    default=4,
+    show_default=True,
+    help="Workers they configure (demo-worker-1..N).",
+)
+@pass_context
+def demo(ctx: Context, count: int, workers_: int) -> None:
+    """Act as masters through a day against a running daemon, then show the tables."""
+    from registryd.operator import demo as day  # noqa: PLC0415
+
+    _operate(ctx, lambda client: day(client, count, workers_, echo=click.echo))

@@ -70,6 +70,6 @@ def configure_logging(fmt: str = "json", level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    logging.captureWarnings(True)  # warnings too become log lines, never stray text
+    logging.captureWarnings(True)  # noqa: FBT003 - stdlib API; warnings become log lines
     # aiormq logs every frame-level hiccup at INFO; its failures still come through.
     logging.getLogger("aiormq").setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,121 @@
+"""The reading commands: workers, worker, masters, watch."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+
+from registryd.client import RegistryClient, SubscriptionItem
+from registryd.config import Settings
+from registryd.errors import NotFound, Unavailable
+from registryd.models import (
+    GetWorker,
+    GetWorkers,
+    Worker,
+)
+from registryd.operator.common import TIMEOUT, Echo
+from registryd.operator.format import (
+    change_json,
+    change_line,
+    masters_table,
+    to_json,
+    worker_details,
+    workers_table,
+)
+from registryd.registry.validation import parse_params
+from registryd.subscription import Subscription
+
+
+@asynccontextmanager
+async def connected(settings: Settings) -> AsyncIterator[RegistryClient]:
+    """A client of the configured registry whose daemon has just answered a ``ping``."""
+    client = await RegistryClient.connect(settings.amqp_url, settings.prefix, timeout=TIMEOUT)
+    async with client:
+        try:
+            await client.ping()
+        except Unavailable as exc:
+            raise Unavailable(
+                f"the daemon on prefix {settings.prefix!r} is unavailable: {exc.message}"
+            ) from None
+        yield client
+
+
+async def show_workers(
+    client: RegistryClient, filters: Mapping[str, object], *, as_json: bool, echo: Echo
+) -> None:
+    """``workers``: the table, or with ``as_json`` the RPC's JSON list exactly."""
+    op = parse_params(GetWorkers, {k: v for k, v in filters.items() if v is not None})
+    if as_json:
+        echo(to_json(await client.execute(op)))
+    else:
+        echo(workers_table(await client.get_workers(**op.model_dump(exclude_none=True))))
+
+
+async def show_worker(
+    client: RegistryClient, workerid: int | None, name: str | None, *, as_json: bool, echo: Echo
+) -> None:
+    """``worker``: one worker by id or name; :class:`NotFound` when there is none."""
+    op = parse_params(GetWorker, {"workerid": workerid, "name": name})
+    result = await client.execute(op)
+    if result is None:
+        what = f"id {workerid}" if workerid is not None else f"name {name!r}"
+        raise NotFound(f"no worker with {what}")
+    echo(to_json(result) if as_json else worker_details(Worker.model_validate(result)))
+
+
+async def show_masters(client: RegistryClient, *, as_json: bool, echo: Echo) -> None:
+    """``masters``: the table, or with ``as_json`` the RPC's JSON list exactly."""
+    if as_json:
+        echo(to_json(await client.call("getMasters")))
+    else:
+        echo(masters_table(await client.get_masters()))
+
+
+async def _first(work: Awaitable[None], stop: asyncio.Event) -> None:
+    """Run ``work`` until it ends or ``stop`` is set, whichever comes first."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((task, stopped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (task, stopped):
+            pending.cancel()
+        await asyncio.gather(task, stopped, return_exceptions=True)
+    if not task.cancelled():
+        task.result()
+
+
+async def watch(
+    client: RegistryClient, since: int | None, *, as_json: bool, echo: Echo, note: Echo
+) -> None:
+    """``watch``: a line per notification until SIGINT or SIGTERM (a clean end).
+
+    ``note`` gets the status line once subscribed: from then on no change is missed.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with client.subscribe(since=since) as changes:
+            note(
+                f"watching {client.names.notifications} after revision {changes.revision} "
+                f"(epoch {changes.epoch}); Ctrl-C stops"
+            )
+            render = change_json if as_json else change_line
+            try:
+                await _first(_follow(changes, lambda item: echo(render(item))), stop)
+            except Unavailable as exc:
+                raise Unavailable(
+                    f"{exc.message}; resume with --since {changes.revision}"
+                ) from None
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+async def _follow(changes: Subscription, seen: Callable[[SubscriptionItem], None]) -> None:
+    async for item in changes:
+        seen(item)
