@@ -109,9 +109,19 @@ class RegistryClient:
     Every method is safe to call concurrently from many tasks.
     """
 
-    def __init__(self, connection: AbstractConnection, prefix: str, *, timeout: float) -> None:
+    def __init__(
+        self,
+        connection: AbstractConnection,
+        prefix: str,
+        *,
+        timeout: float,
+        user: str | None = None,
+    ) -> None:
         self.names = Names(prefix)
         self.timeout = timeout
+        #: Sent as ``user_id`` on requests and events: RabbitMQ checks it against the
+        #: connection's login, and registryd's authorization (section 7) reads it.
+        self.user = user
         self._connection = connection
         self._pending: dict[str, asyncio.Future[bytes]] = {}
         self._rpc: AbstractChannel | None = None
@@ -136,7 +146,7 @@ class RegistryClient:
         try:
             async with asyncio.timeout(timeout):
                 connection = await aio_pika.connect(url, timeout=timeout)
-                client = cls(connection, prefix, timeout=timeout)
+                client = cls(connection, prefix, timeout=timeout, user=URL(url).user or "guest")
                 await client._rpc_channel()
         except BaseException as exc:
             if connection is not None:
@@ -196,6 +206,7 @@ class RegistryClient:
             reply_to=DIRECT_REPLY_TO,
             # Once the caller gave up, serving the request would only waste work.
             expiration=timeout,
+            user_id=self.user,
         )
         reply = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = reply
@@ -393,6 +404,7 @@ class RegistryClient:
             content_type=_JSON,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=message_id,
+            user_id=self.user,
         )
         exchange = self.names.events
         try:

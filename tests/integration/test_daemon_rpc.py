@@ -13,8 +13,10 @@ from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 
 from registryd import __version__
 from registryd.amqp.topology import Names, declare
+from registryd.client import RegistryClient
 from registryd.config import Settings
-from tests.harness import RawRpc, RunningDaemon, start_daemon
+from registryd.errors import Forbidden
+from tests.harness import RawRpc, RunningDaemon, start_daemon, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -183,5 +185,30 @@ async def test_expired_request_gets_no_reply(
     try:
         assert [] == await rpc.result("getWorkers")
         assert [] == rpc.stray
+    finally:
+        await running.stop()
+
+
+async def test_client_library_passes_authorization(
+    settings: Settings, redis: object, amqp: AbstractConnection, prefix: str
+) -> None:
+    """The client sends its login as user_id, so a mapped master's writes pass, others don't."""
+    running = await start_daemon(settings.model_copy(update={"auth_masters": {"guest": [10]}}))
+    try:
+        async with await RegistryClient.connect(settings.amqp_url, prefix) as client:
+            await client.master_heartbeat(10, name="mine")
+            wid = await client.find_worker_id("w")
+            await client.publish_event(
+                "worker.connected", {"workerid": wid, "masterid": 10, "workerinfo": {}}
+            )
+            with pytest.raises(Forbidden):
+                await client.master_heartbeat(11)
+
+            async def connected() -> bool:
+                worker = await client.get_worker(workerid=wid)
+                return worker is not None and [10] == worker.connected_to
+
+            await wait_for(connected)
+            assert [10] == [m.id for m in await client.get_masters()]
     finally:
         await running.stop()
