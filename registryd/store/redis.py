@@ -21,7 +21,7 @@ from pydantic import TypeAdapter
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from registryd.errors import Internal, NotFound, RegistryError, ResyncRequired, Unavailable
@@ -240,16 +240,37 @@ class RedisStore:
         """Apply writes in order in one round trip; each result as :meth:`apply`'s or its error.
 
         Each write is still its own atomic script; a failed one does not stop the rest.
+        Scripts go as bare EVALSHA: redis-py's own script pipelining would first ask
+        ``SCRIPT EXISTS``, a second round trip per batch. When Redis has lost its script
+        cache (a restart), every EVALSHA fails alike; the scripts are loaded again and
+        the batch is sent again from its first failure.
         """
+        replies = await self._pipeline(ops)
+        missing = next((i for i, r in enumerate(replies) if isinstance(r, NoScriptError)), None)
+        if missing is not None:
+            await self.load_scripts()
+            replies = replies[:missing] + await self._pipeline(ops[missing:])
+        return [_error_from(r) if isinstance(r, ResponseError) else int(r) for r in replies]
+
+    async def _pipeline(self, ops: Sequence[tuple[Operation, str | None]]) -> list[Any]:
         pipe = self.redis.pipeline(transaction=False)
         for op, message_id in ops:
             call = write_call(op, self.settings)
-            await self._scripts[call.script](
-                self._key_list, self._argv(call.args, message_id, None), client=pipe
+            argv = self._argv(call.args, message_id, None)
+            pipe.evalsha(
+                self._scripts[call.script].sha, len(self._key_list), *self._key_list, *argv
             )
         with redis_errors():
-            replies = await pipe.execute(raise_on_error=False)
-        return [_error_from(r) if isinstance(r, ResponseError) else int(r) for r in replies]
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
+
+    async def load_scripts(self) -> None:
+        """Load every script into Redis's script cache (at start, and after a restart)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for source in _SOURCES.values():
+            pipe.script_load(source)
+        with redis_errors():
+            await pipe.execute()
 
     async def find_worker_id(self, name: str) -> int:
         """``findWorkerId``: the id of ``name``, creating the worker when it is new."""
