@@ -57,7 +57,8 @@ class Registry:
         self.epoch: str | None = None
 
     async def start(self) -> str:
-        """Make sure the registry has an epoch; warn when it is not the one seen before."""
+        """Load the scripts and make sure of an epoch; warn when it is not the one seen before."""
+        await self.store.load_scripts()
         epoch, made = await self.store.init_epoch()
         if made:
             event = "new epoch: registry reset" if self.epoch else "new epoch: registry created"
