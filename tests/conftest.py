@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 
@@ -15,10 +14,14 @@ from registryd.amqp.topology import Names
 from registryd.config import Settings
 from registryd.service import Registry
 from registryd.store import Keys, RedisStore, StoreSettings
-from tests.harness import RawRpc, RunningDaemon, delete_topology, start_daemon
-
-REDIS_URL = os.environ.get("REGISTRYD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-AMQP_URL = os.environ.get("REGISTRYD_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+from tests.harness import (
+    AMQP_URL,
+    REDIS_URL,
+    RawRpc,
+    RunningDaemon,
+    delete_topology,
+    start_daemon,
+)
 
 
 @pytest.fixture

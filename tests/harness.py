@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,6 +22,25 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 from registryd.amqp.topology import Names
 from registryd.config import Settings
 from registryd.daemon import Daemon
+
+REDIS_URL = os.environ.get("REGISTRYD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+AMQP_URL = os.environ.get("REGISTRYD_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+#: The command line of the daemon, as a subprocess of the tests.
+REGISTRYD = [sys.executable, "-m", "registryd"]
+
+
+def cli_env(prefix: str, **extra: str) -> dict[str, str]:
+    """The environment of a ``registryd`` subprocess on the test's prefix and services."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRYD_")}
+    env.update(
+        REGISTRYD_PREFIX=prefix,
+        REGISTRYD_AMQP_URL=AMQP_URL,
+        REGISTRYD_REDIS_URL=REDIS_URL,
+        REGISTRYD_LOG_FORMAT="json",
+        REGISTRYD_GRACE="5",
+    )
+    env.update(extra)
+    return env
 
 
 async def wait_for(condition: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0) -> None:

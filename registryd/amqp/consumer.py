@@ -16,6 +16,7 @@ import aio_pika
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
+from registryd.amqp.messages import copy_message
 from registryd.amqp.topology import Topology
 from registryd.errors import RegistryError, Unavailable
 from registryd.metrics import Health, Metrics
@@ -45,21 +46,7 @@ def dead_letter_message(message: AbstractIncomingMessage, error: RegistryError) 
     headers[ERROR_HEADER] = json.dumps({"code": error.code, "message": error.message})
     if message.user_id:
         headers[USER_HEADER] = message.user_id
-    return aio_pika.Message(
-        message.body,
-        headers=headers,
-        content_type=message.content_type,
-        content_encoding=message.content_encoding,
-        delivery_mode=message.delivery_mode,
-        priority=message.priority,
-        correlation_id=message.correlation_id,
-        reply_to=message.reply_to,
-        expiration=message.expiration,
-        message_id=message.message_id,
-        timestamp=message.timestamp,
-        type=message.type,
-        app_id=message.app_id,
-    )
+    return copy_message(message, headers)
 
 
 async def dead_letter(

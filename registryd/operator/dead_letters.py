@@ -13,6 +13,7 @@ from aio_pika.abc import (
 from aio_pika.exceptions import ChannelNotFoundEntity
 from aio_pika.exceptions import PublishError as Unroutable
 
+from registryd.amqp.messages import copy_message
 from registryd.client import RegistryClient
 from registryd.errors import Unavailable
 from registryd.operator.common import _BROKER_ERRORS, TIMEOUT, DeadLetterAction, Echo
@@ -131,18 +132,4 @@ def _routing_key(message: AbstractIncomingMessage) -> str:
 
 def _replayed(message: AbstractIncomingMessage) -> Message:
     """The dead letter as its master sent it: same properties, verdict headers dropped."""
-    return Message(
-        message.body,
-        headers=replay_headers(message.headers or {}),
-        content_type=message.content_type,
-        content_encoding=message.content_encoding,
-        delivery_mode=message.delivery_mode,
-        priority=message.priority,
-        correlation_id=message.correlation_id,
-        reply_to=message.reply_to,
-        expiration=message.expiration,
-        message_id=message.message_id,
-        timestamp=message.timestamp,
-        type=message.type,
-        app_id=message.app_id,
-    )
+    return copy_message(message, replay_headers(message.headers or {}))

@@ -35,7 +35,7 @@ from registryd.models import (
     WorkerConfigured,
 )
 from registryd.models.wire import encode_error
-from tests.conftest import AMQP_URL
+from tests.harness import AMQP_URL
 
 pytestmark = pytest.mark.integration
 

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,27 +17,14 @@ import pytest
 from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from registryd.amqp.topology import Names
-from tests.conftest import AMQP_URL, REDIS_URL
-from tests.harness import RawRpc, RunningDaemon, publish_event, wait_for
+from tests.harness import REGISTRYD, RawRpc, RunningDaemon, cli_env, publish_event, wait_for
 
 pytestmark = pytest.mark.integration
 
-REGISTRYD = [sys.executable, "-m", "registryd"]
 SUMMARY = re.compile(
     r"^demo done: \d+ events published, \d+ RPC calls, (\d+) notifications seen, "
     r"last revision (\d+)$"
 )
-
-
-def _env(prefix: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRYD_")}
-    env.update(
-        REGISTRYD_PREFIX=prefix,
-        REGISTRYD_AMQP_URL=AMQP_URL,
-        REGISTRYD_REDIS_URL=REDIS_URL,
-        REGISTRYD_LOG_FORMAT="json",
-    )
-    return env
 
 
 @dataclass(frozen=True)
@@ -60,7 +45,7 @@ async def registryd(prefix: str, *args: str, timeout: float = 30) -> Run:
     process = await asyncio.create_subprocess_exec(
         *REGISTRYD,
         *args,
-        env=_env(prefix),
+        env=cli_env(prefix),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -228,7 +213,7 @@ async def _start_watch(prefix: str, *args: str) -> asyncio.subprocess.Process:
         *REGISTRYD,
         "watch",
         *args,
-        env=_env(prefix),
+        env=cli_env(prefix),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -19,25 +17,9 @@ from aio_pika.abc import AbstractConnection
 from redis.asyncio import Redis
 
 from registryd.amqp.topology import Names
-from tests.conftest import AMQP_URL, REDIS_URL
-from tests.harness import RawRpc, free_port, publish_event, wait_for
+from tests.harness import REGISTRYD, RawRpc, cli_env, free_port, publish_event, wait_for
 
 pytestmark = pytest.mark.integration
-
-REGISTRYD = [sys.executable, "-m", "registryd"]
-
-
-def _env(prefix: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRYD_")}
-    env.update(
-        REGISTRYD_PREFIX=prefix,
-        REGISTRYD_AMQP_URL=AMQP_URL,
-        REGISTRYD_REDIS_URL=REDIS_URL,
-        REGISTRYD_LOG_FORMAT="json",
-        REGISTRYD_GRACE="5",
-    )
-    env.update(extra)
-    return env
 
 
 def _get(url: str) -> bytes:
@@ -64,7 +46,7 @@ def serve(
     port = free_port()
     process = subprocess.Popen(
         [*REGISTRYD, "serve"],
-        env=_env(prefix, REGISTRYD_METRICS_PORT=str(port)),
+        env=cli_env(prefix, REGISTRYD_METRICS_PORT=str(port)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -112,7 +94,7 @@ async def test_serve_with_taken_metrics_port_exits_1(prefix: str) -> None:
         result = await asyncio.to_thread(
             subprocess.run,
             [*REGISTRYD, "serve"],
-            env=_env(prefix, REGISTRYD_METRICS_PORT=str(port)),
+            env=cli_env(prefix, REGISTRYD_METRICS_PORT=str(port)),
             capture_output=True,
             timeout=30,
             check=False,
@@ -123,11 +105,13 @@ async def test_serve_with_taken_metrics_port_exits_1(prefix: str) -> None:
 
 def test_check_exit_codes(prefix: str) -> None:
     """check: 0 and "ok" when both answer; 1 and one line naming the failed service otherwise."""
-    ok = subprocess.run([*REGISTRYD, "check"], env=_env(prefix), capture_output=True, check=False)
+    ok = subprocess.run(
+        [*REGISTRYD, "check"], env=cli_env(prefix), capture_output=True, check=False
+    )
     dead = free_port()
     bad = subprocess.run(
         [*REGISTRYD, "check"],
-        env=_env(prefix, REGISTRYD_REDIS_URL=f"redis://:secret@127.0.0.1:{dead}/0"),
+        env=cli_env(prefix, REGISTRYD_REDIS_URL=f"redis://:secret@127.0.0.1:{dead}/0"),
         capture_output=True,
         check=False,
     )
@@ -143,7 +127,7 @@ def test_bad_configuration_is_a_clear_error(prefix: str) -> None:
     """An invalid setting names the variable's field and what it must be; exit code is not 0."""
     result = subprocess.run(
         [*REGISTRYD, "serve"],
-        env=_env(prefix, REGISTRYD_LOG_FORMAT="xml"),
+        env=cli_env(prefix, REGISTRYD_LOG_FORMAT="xml"),
         capture_output=True,
         check=False,
         timeout=30,

@@ -18,7 +18,7 @@ from registryd.models import (
     WorkerConnected,
 )
 from registryd.store import Keys, RedisStore, StoreSettings
-from tests.conftest import REDIS_URL
+from tests.harness import REDIS_URL
 from tests.integration.support import changes_since, revision
 
 pytestmark = pytest.mark.integration
