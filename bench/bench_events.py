@@ -20,7 +20,7 @@ import uuid
 import aio_pika
 from redis.asyncio import Redis
 
-from registryd.amqp.topology import Names, declare
+from registryd.amqp.topology import Names, declare, delete_topology
 from registryd.config import Settings
 from registryd.daemon import Daemon
 from registryd.logs import configure_logging
@@ -139,10 +139,7 @@ async def daemon_rate(
     assert dead == 0, f"{dead} bench events were dead-lettered: the bench is wrong"
     daemon.request_stop()
     await task
-    for q in (names.events, names.rpc, names.dead):
-        await channel.queue_delete(q)
-    for x in (names.events, names.notifications, names.dead):
-        await channel.exchange_delete(x)
+    await delete_topology(connection, names)
     async for key in redis.scan_iter(match=Keys(prefix).pattern(), count=5000):
         await redis.delete(key)
     await redis.aclose()

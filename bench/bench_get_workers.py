@@ -19,11 +19,19 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
+import aio_pika
 from redis.asyncio import Redis
 
+from registryd.amqp.topology import Names, delete_topology
+from registryd.client import RegistryClient
+from registryd.config import Settings
+from registryd.daemon import Daemon
+from registryd.logs import configure_logging
 from registryd.models import GetWorkers, Operation, WorkerConfigured, WorkerConnected
 from registryd.service import Registry
 from registryd.store import Keys, RedisStore
+
+AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 async def _median_ms(fn: Callable[[], Awaitable[object]], rounds: int) -> float:
@@ -55,6 +63,7 @@ async def _populate(registry: Registry, count: int) -> None:
 
 async def main(count: int, rounds: int) -> None:
     """Populate, measure the floor and each read path, print, clean up."""
+    configure_logging("console", "warning")
     redis = Redis()
     keys = Keys(f"bench-{uuid.uuid4().hex[:8]}")
     registry = Registry(RedisStore(redis, keys))
@@ -81,15 +90,31 @@ async def main(count: int, rounds: int) -> None:
 
         base = await _median_ms(floor, rounds)
         print(f"\nfloor: one MGET of {count} docs: {base:8.1f} ms (median of {rounds})")
+        client = await RegistryClient.connect(AMQP, keys.prefix)
+        daemon = Daemon(Settings(prefix=keys.prefix, metrics_port=0, log_level="warning"))
+        serving = asyncio.create_task(daemon.serve())
+        while not daemon.health.ready:  # noqa: ASYNC110 - Health is a plain flag
+            await asyncio.sleep(0.05)
+
+        async def over_rabbitmq() -> object:
+            return await client.call("getWorkers")
+
         for label, fn in [
             ("store read (1 Lua call)", read_docs),
             ("RPC reply getWorkers()", reply(GetWorkers())),
             ("RPC reply getWorkers(paused=false)", reply(GetWorkers(paused=False))),
             ("RPC reply getWorkers(masterid=10)", reply(GetWorkers(masterid=10))),
             ("typed get_workers() (models)", typed),
+            ("getWorkers() over RabbitMQ, decoded", over_rabbitmq),
         ]:
             ms = await _median_ms(fn, rounds)
             print(f"{label:36s} {ms:8.1f} ms   ratio to floor {ms / base:5.2f}")
+        daemon.request_stop()
+        await serving
+        await client.close()
+        connection = await aio_pika.connect(AMQP)
+        await delete_topology(connection, Names(keys.prefix))
+        await connection.close()
     finally:
         async for key in redis.scan_iter(match=keys.pattern(), count=5000):
             await redis.delete(key)

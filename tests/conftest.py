@@ -10,7 +10,7 @@ import pytest
 from aio_pika.abc import AbstractConnection
 from redis.asyncio import Redis
 
-from registryd.amqp.topology import Names
+from registryd.amqp.topology import Names, delete_topology
 from registryd.config import Settings
 from registryd.service import Registry
 from registryd.store import Keys, RedisStore, StoreSettings
@@ -19,7 +19,6 @@ from tests.harness import (
     REDIS_URL,
     RawRpc,
     RunningDaemon,
-    delete_topology,
     start_daemon,
 )
 

@@ -160,13 +160,3 @@ async def publish_event(
     props.setdefault("content_type", "application/json")
     props.setdefault("delivery_mode", aio_pika.DeliveryMode.PERSISTENT)
     await exchange.publish(aio_pika.Message(body, **props), routing_key=str(routing_key))
-
-
-async def delete_topology(connection: AbstractConnection, names: Names) -> None:
-    """Delete every queue and exchange of a prefix (tests clean up after themselves)."""
-    channel = await connection.channel()
-    for queue in (names.events, names.rpc, names.dead):
-        await channel.queue_delete(queue)
-    for exchange in (names.events, names.notifications, names.dead):
-        await channel.exchange_delete(exchange)
-    await channel.close()

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractQueue
 
-__all__ = ["Names", "Topology", "declare"]
+__all__ = ["Names", "Topology", "declare", "delete_topology"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,3 +81,13 @@ async def declare(channel: AbstractChannel, names: Names, delivery_limit: int = 
     return Topology(
         names, events_exchange, events_queue, rpc_queue, notifications, dead_exchange, dead_queue
     )
+
+
+async def delete_topology(connection: AbstractConnection, names: Names) -> None:
+    """Delete every queue and exchange of a prefix (tests and benchmarks clean up)."""
+    channel = await connection.channel()
+    for queue in (names.events, names.rpc, names.dead):
+        await channel.queue_delete(queue)
+    for exchange in (names.events, names.notifications, names.dead):
+        await channel.exchange_delete(exchange)
+    await channel.close()

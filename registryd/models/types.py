@@ -15,6 +15,7 @@ from pydantic import PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 __all__ = [
+    "MAX_DEPTH",
     "MAX_ID",
     "Connection",
     "Flag",
@@ -28,6 +29,9 @@ __all__ = [
 
 #: Ids are kept exact through JSON, Lua and sorted-set scores up to 2**53 - 1.
 MAX_ID = 2**53 - 1
+#: How deep ``workerinfo`` may nest: every JSON parser on the way (pydantic's among
+#: them) has a recursion limit, and a worker's info is a flat map in practice.
+MAX_DEPTH = 32
 _NAME = re.compile(r"[a-zA-Z\u00a0-\U0010ffff_-][a-zA-Z0-9\u00a0-\U0010ffff_-]*")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
@@ -69,9 +73,27 @@ def _name(value: object) -> str:
     return text
 
 
+def _depth(value: object) -> int:
+    """How deeply arrays and objects nest in ``value`` (a scalar is 0), without recursion."""
+    deepest, todo = 0, [(value, 0)]
+    while todo:
+        item, depth = todo.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        )
+        if children is not None:
+            deepest = max(deepest, depth + 1)
+            if deepest > MAX_DEPTH:
+                break
+            todo.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def _json_object(value: object) -> dict[str, Any]:
     if type(value) is not dict:
         raise _fail("object", "must be a JSON object")
+    if _depth(value) > MAX_DEPTH:
+        raise _fail("object", f"must nest arrays and objects at most {MAX_DEPTH} levels deep")
     try:
         canonical_json(value).encode()
     except (ValueError, TypeError) as exc:

@@ -11,10 +11,10 @@ import pytest
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 from redis.asyncio import Redis
 
-from registryd.amqp.topology import Names
+from registryd.amqp.topology import Names, delete_topology
 from registryd.config import Settings
 from registryd.store import Keys
-from tests.harness import RawRpc, delete_topology, start_daemon, wait_for
+from tests.harness import RawRpc, start_daemon, wait_for
 
 pytestmark = pytest.mark.integration
 
