@@ -31,7 +31,7 @@ __all__ = [
 MAX_ID = 2**53 - 1
 #: How deep ``workerinfo`` may nest: every JSON parser on the way (pydantic's among
 #: them) has a recursion limit, and a worker's info is a flat map in practice.
-MAX_DEPTH = 32
+MAX_DEPTH = 100
 _NAME = re.compile(r"[a-zA-Z\u00a0-\U0010ffff_-][a-zA-Z0-9\u00a0-\U0010ffff_-]*")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
