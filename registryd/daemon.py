@@ -19,6 +19,9 @@ import aio_pika
 import structlog
 from aio_pika.abc import AbstractRobustConnection
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from registryd import __version__
 from registryd.amqp.consumer import EventConsumer
@@ -46,7 +49,9 @@ def connect_redis(settings: Settings, name: str = "registryd") -> Redis:
     """A Redis client whose calls fail within seconds when Redis is gone.
 
     The pool blocks (up to 3 s) rather than failing when every connection is busy: one
-    per RPC in flight, plus the consumer, the relay and the expiry loop.
+    per RPC in flight, plus the consumer, the relay and the expiry loop. A command that
+    finds its pooled connection closed (Redis restarted) is sent once more on a new one;
+    every write is a state-setting script, so a repeat changes nothing twice.
     """
     pool = BlockingConnectionPool.from_url(
         settings.redis_url,
@@ -55,6 +60,7 @@ def connect_redis(settings: Settings, name: str = "registryd") -> Redis:
         socket_timeout=5.0,
         socket_connect_timeout=3.0,
         health_check_interval=15,
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         client_name=f"{name}:{settings.prefix}",
     )
     return Redis.from_pool(pool)

@@ -3,9 +3,27 @@
 from __future__ import annotations
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractIncomingMessage, HeadersType
 
 __all__ = ["copy_message"]
+
+
+class _Copy(aio_pika.Message):
+    """A message that sends its ``expiration`` as the text it arrived with.
+
+    aio-pika turns the wire's milliseconds into float seconds and back with truncation,
+    so "2097151" would leave as "2097150"; the copy must keep it to the millisecond.
+    """
+
+    _expiration_ms: str | None = None
+
+    @property
+    def properties(self) -> aiormq.spec.Basic.Properties:
+        """The properties to publish, with the exact expiration."""
+        props = super().properties
+        props.expiration = self._expiration_ms
+        return props
 
 
 def copy_message(message: AbstractIncomingMessage, headers: HeadersType) -> aio_pika.Message:
@@ -14,7 +32,7 @@ def copy_message(message: AbstractIncomingMessage, headers: HeadersType) -> aio_
     RabbitMQ refuses a ``user_id`` that is not the publishing connection's own user, so
     the copy never carries one; callers keep it in a header where it matters.
     """
-    return aio_pika.Message(
+    copy = _Copy(
         message.body,
         headers=headers,
         content_type=message.content_type,
@@ -23,9 +41,12 @@ def copy_message(message: AbstractIncomingMessage, headers: HeadersType) -> aio_
         priority=message.priority,
         correlation_id=message.correlation_id,
         reply_to=message.reply_to,
-        expiration=message.expiration,
         message_id=message.message_id,
         timestamp=message.timestamp,
         type=message.type,
         app_id=message.app_id,
     )
+    seconds = message.expiration  # a delivered message's is always float seconds
+    if isinstance(seconds, int | float):  # whole milliseconds on the wire: round, don't cut
+        copy._expiration_ms = str(round(seconds * 1000))
+    return copy

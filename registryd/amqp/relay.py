@@ -71,15 +71,16 @@ class Relay:
             log.warning("relay role not released; it lapses by itself", error=str(exc))
 
     async def _step(self) -> None:
-        claim = await self.log_store.claim(_LOCK_MS)
+        claim = await self.log_store.claim(_LOCK_MS, self.batch)
         if not claim.held:
             await asyncio.sleep(1.0)
             return
-        if claim.pending_reset:
+        if claim.pending_reset:  # before any change of its epoch
             await self._publish_reset(claim)
             return
-        changes = await self.log_store.read(claim.cursor, self.batch, block_ms=1000)
+        changes = claim.changes
         if not changes:
+            await self.log_store.wait(claim.cursor, block_ms=1000)
             return
         if changes[0].revision > claim.cursor + 1:
             log.error(

@@ -84,12 +84,13 @@ class LoggedChange:
 
 @dataclass(frozen=True, slots=True)
 class RelayClaim:
-    """What the relay learns when it claims its role."""
+    """What the relay learns when it claims its role: one consistent snapshot."""
 
     held: bool
     epoch: str
     cursor: int
     pending_reset: str | None
+    changes: list[LoggedChange]
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,23 +344,22 @@ class RelayStore:
         self.store = store
         self.token = token
 
-    async def claim(self, lock_ms: int) -> RelayClaim:
-        """Take or keep the relay role for ``lock_ms``; report the epoch and the cursor."""
-        held, epoch, cursor, reset = await self.store._run("relay_claim", self.token, lock_ms)
-        return RelayClaim(bool(held), _text(epoch), int(cursor), _text(reset) or None)
-
-    async def read(self, cursor: int, count: int, block_ms: int) -> list[LoggedChange]:
-        """The entries after revision ``cursor``, waiting up to ``block_ms`` for one."""
-        # RESP2 reply: [[stream, [(entry id, {field: value}), ...]]]; typed loosely upstream.
-        with redis_errors():
-            reply: Any = await self.store.redis.xread(
-                {self.store.keys.changes: f"{cursor}-1"}, count=count, block=block_ms
-            )
-        entries = reply[0][1] if reply else []
-        return [
-            LoggedChange(int(_text(entry_id).split("-")[0]), _text(fields[b"k"]), fields[b"b"])
-            for entry_id, fields in entries
+    async def claim(self, lock_ms: int, count: int) -> RelayClaim:
+        """Take or keep the role for ``lock_ms``; the epoch, cursor, reset and what follows."""
+        reply = await self.store._run("relay_claim", self.token, lock_ms, count)
+        held, epoch, cursor, reset, *rest = reply
+        changes = [
+            LoggedChange(int(rest[i]), _text(rest[i + 1]), rest[i + 2])
+            for i in range(0, len(rest), 3)
         ]
+        return RelayClaim(bool(held), _text(epoch), int(cursor), _text(reset) or None, changes)
+
+    async def wait(self, cursor: int, block_ms: int) -> None:
+        """Return when an entry after ``cursor`` exists, or after ``block_ms``."""
+        with redis_errors():
+            await self.store.redis.xread(
+                {self.store.keys.changes: f"{cursor}-1"}, count=1, block=block_ms
+            )
 
     async def advance(self, epoch: str, revision: int | None, reset: str | None) -> bool:
         """Record what was published; ``False`` if the role or the epoch changed meanwhile."""

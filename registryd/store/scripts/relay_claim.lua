@@ -1,9 +1,22 @@
--- Claims or keeps the relay role: one process publishes notifications at a time.
--- ARGV: 5 this process's token  6 lock time in ms.
--- Returns {1 if this process holds the role, the epoch, the relay cursor, the pending
--- reset epoch or ''}.
+-- Claims or keeps the relay role (one process publishes notifications at a time) and,
+-- in the same atomic step, reads what there is to publish, so that the entries read
+-- always belong to the epoch returned, and a pending reset is seen before them.
+-- ARGV: 5 this process's token  6 lock time in ms  7 the most entries to read.
+-- Returns {1 if this process holds the role, the epoch or '', the relay cursor, the
+-- pending reset epoch or '', then per entry after the cursor: revision, routing key, body}.
 local holder = redis.call('GET', K_RELAY_LOCK)
 if holder and holder ~= A[1] then return {0, '', 0, ''} end
 redis.call('SET', K_RELAY_LOCK, A[1], 'PX', A[2])
-return {1, redis.call('GET', K_EPOCH) or '', tonumber(redis.call('GET', K_CURSOR) or '0'),
-        redis.call('GET', K_RESET) or ''}
+local cursor = tonumber(redis.call('GET', K_CURSOR) or '0')
+local out = {1, redis.call('GET', K_EPOCH) or '', cursor, redis.call('GET', K_RESET) or ''}
+local entries = redis.call('XRANGE', K_CHANGES, '(' .. string.format('%d', cursor) .. '-1', '+', 'COUNT', tonumber(A[3]))
+for _, e in ipairs(entries) do
+  local f, key, body = e[2], '', ''
+  for i = 1, #f, 2 do
+    if f[i] == 'k' then key = f[i + 1] elseif f[i] == 'b' then body = f[i + 1] end
+  end
+  out[#out + 1] = tonumber(string.match(e[1], '^(%d+)-'))
+  out[#out + 1] = key
+  out[#out + 1] = body
+end
+return out
