@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -79,6 +80,17 @@ def serve(ctx: Context) -> None:
         sys.exit(1)
 
 
+#: Seconds past the grace period after which a stuck shutdown is cut short.
+_WATCHDOG_MARGIN = 3.0
+
+
+def _exit_now(why: str, code: int, **context: object) -> None:
+    """Leave the process at once, after saying why (a last resort, nothing is flushed)."""
+    log.error(why, exit_code=code, **context)
+    sys.stderr.flush()
+    os._exit(code)
+
+
 async def _serve(daemon: Daemon) -> None:
     loop = asyncio.get_running_loop()
     signals = 0
@@ -87,12 +99,17 @@ async def _serve(daemon: Daemon) -> None:
         nonlocal signals
         signals += 1
         if signals > 1:  # a second signal means "now", as with uvicorn
-            log.warning("second signal: exiting at once", signal=signal.Signals(signum).name)
-            sys.stderr.flush()
-            loop.stop()
-            raise SystemExit(1)
+            _exit_now("second signal: exiting at once", 1, signal=signal.Signals(signum).name)
         log.info("stopping", signal=signal.Signals(signum).name, grace=daemon.settings.grace)
         daemon.request_stop()
+        # Everything in flight is done or back in its queue by then; a shutdown that is
+        # still stuck (a lost cancellation, a close that never returns) must not block.
+        loop.call_later(
+            daemon.settings.grace + _WATCHDOG_MARGIN,
+            _exit_now,
+            "shutdown overran the grace period; exiting",
+            0,
+        )
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)

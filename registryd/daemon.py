@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aio_pika
 import structlog
@@ -41,6 +41,8 @@ __all__ = ["Daemon", "connect_redis"]
 
 log = structlog.get_logger(__name__)
 
+#: How long closing a connection or waiting for a cancelled task may take.
+_CLOSE_SECONDS = 1.0
 #: What ends a session and starts the next one after a backoff.
 _SESSION_ERRORS = (RegistryError, OSError, aio_pika.exceptions.AMQPError, TimeoutError)
 
@@ -87,6 +89,8 @@ class _Session:
     rpc: RpcServer
     tasks: list[asyncio.Task[None]]
     lost: asyncio.Event
+    #: Set when the session ends: the loops check it (cancellation alone can be lost).
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Daemon:
@@ -245,8 +249,10 @@ class Daemon:
             auth_masters=s.auth_masters,
         )
         session.tasks += [
-            asyncio.create_task(relay.run(), name="relay"),
-            asyncio.create_task(self._expire_masters(session.registry), name="expiry"),
+            asyncio.create_task(relay.run(session.stopping), name="relay"),
+            asyncio.create_task(
+                self._expire_masters(session.registry, session.stopping), name="expiry"
+            ),
         ]
         await session.consumer.start()
         assert session.consumer.task is not None
@@ -263,11 +269,12 @@ class Daemon:
         self.health.serving_rpc = False
         if session is not None:
             await self._drain(session)
+        # Bounded: a close that hangs must not keep the process from exiting.
         if connection is not None:
             with contextlib.suppress(Exception):
-                await connection.close()
+                await asyncio.wait_for(connection.close(), _CLOSE_SECONDS)
         with contextlib.suppress(Exception):
-            await redis.aclose()
+            await asyncio.wait_for(redis.aclose(), _CLOSE_SECONDS)
 
     async def _drain(self, session: _Session) -> None:
         try:
@@ -282,14 +289,18 @@ class Daemon:
             )
         except Exception as exc:  # noqa: BLE001 - shutdown goes on whatever failed; logged
             log.warning("error while finishing in-flight work", error=str(exc))
+        session.stopping.set()
         for task in session.tasks:
             task.cancel()
-        await asyncio.gather(*session.tasks, return_exceptions=True)
+        if session.tasks:
+            _, pending = await asyncio.wait(session.tasks, timeout=_CLOSE_SECONDS)
+            for task in pending:  # it lost its cancellation; it ends with the loop
+                log.warning("task did not stop in time; leaving it", task=task.get_name())
 
-    async def _expire_masters(self, registry: Registry) -> None:
+    async def _expire_masters(self, registry: Registry, stopping: asyncio.Event) -> None:
         """Expire masters whose lease ended; doubles as the Redis health probe."""
         interval = min(1.0, self.settings.master_lease / 4)
-        while True:
+        while not stopping.is_set():
             try:
                 expired = await registry.store.expire_masters()
             except EpochMissing:
@@ -304,4 +315,5 @@ class Daemon:
                 for masterid in expired:
                     log.warning("master expired: no heartbeat within the lease", masterid=masterid)
                 self.metrics.expired_masters.inc(len(expired))
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), interval)

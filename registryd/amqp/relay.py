@@ -49,15 +49,23 @@ class Relay:
         self.batch = batch
         self.publish_timeout = publish_timeout
 
-    async def run(self) -> None:
-        """Relay until cancelled; a Redis failure is retried, a broker failure raises."""
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Relay until ``stopping`` is set; a Redis failure is retried, a broker one raises.
+
+        The loop checks ``stopping`` rather than trusting cancellation alone: redis-py can
+        lose a ``CancelledError`` that lands inside a command (redis-py #2028).
+        """
         try:
-            while True:
+            while not stopping.is_set():
                 async for attempt in forever(
-                    "relay paused: redis failed", Unavailable, on_failure=self._redis_failed
+                    "relay paused: redis failed",
+                    Unavailable,
+                    stop=stopping,
+                    on_failure=self._redis_failed,
                 ):
                     with attempt:
-                        await self._step()
+                        if not stopping.is_set():
+                            await self._step()
         finally:
             await asyncio.shield(self._release())
 
