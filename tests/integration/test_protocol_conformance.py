@@ -14,10 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -41,14 +39,11 @@ from redis.asyncio import Redis
 
 from registryd.config import Settings
 from registryd.store import Keys
-from tests.harness import free_port, start_daemon, wait_for
+from tests.harness import AMQP_URL, REGISTRYD, cli_env, free_port, start_daemon, wait_for
 
 pytestmark = pytest.mark.integration
 
 Json = dict[str, Any]
-AMQP_URL = os.environ.get("REGISTRYD_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-REDIS_URL = os.environ.get("REGISTRYD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-REGISTRYD = [sys.executable, "-m", "registryd"]
 MAX_ID = 2**53 - 1
 WORKER_KEYS = [
     "id",
@@ -317,19 +312,6 @@ def _iso_utc(text: str) -> datetime:
 # -- subprocesses and a Redis of the test's own (sections 4, 5, 6 and 8) -------------------
 
 
-def _env(prefix: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRYD_")}
-    env.update(
-        REGISTRYD_PREFIX=prefix,
-        REGISTRYD_AMQP_URL=AMQP_URL,
-        REGISTRYD_REDIS_URL=REDIS_URL,
-        REGISTRYD_LOG_FORMAT="json",
-        REGISTRYD_GRACE="5",
-    )
-    env.update(extra)
-    return env
-
-
 def _http(port: int, path: str) -> tuple[int, str, bytes]:
     """(status, content type, body) of a GET on 127.0.0.1; status 0 when nothing answers."""
     try:
@@ -394,10 +376,10 @@ def served(
     port: int | None = None,
     **env: str,
 ) -> Iterator[Served]:
-    """``registryd [ARGS] serve`` with ``_env(prefix, **env)`` (or ``environ``) and a port."""
+    """``registryd [ARGS] serve`` with ``cli_env(prefix, **env)`` (or ``environ``) and a port."""
     if environ is None:
         env.setdefault("REGISTRYD_METRICS_PORT", str(port or free_port()))
-        environ = _env(prefix, **env)
+        environ = cli_env(prefix, **env)
     port = port or int(environ.get("REGISTRYD_METRICS_PORT", "0"))
     tag = uuid.uuid4().hex[:8]
     err, out = tmp_path / f"serve-{tag}.err", tmp_path / f"serve-{tag}.out"
@@ -2393,7 +2375,7 @@ async def test_s8_check_names_each_failed_service_in_one_line(prefix: str) -> No
             asyncio.to_thread(
                 subprocess.run,
                 [*REGISTRYD, "check"],
-                env=_env(prefix, **env),
+                env=cli_env(prefix, **env),
                 capture_output=True,
                 timeout=30,
                 check=False,
@@ -2427,7 +2409,7 @@ async def test_s8_toml_file_with_the_environment_winning(
         f"[metrics]\nport = {port}\n",
         encoding="utf-8",
     )
-    env = {k: v for k, v in _env(prefix).items() if k != "REGISTRYD_PREFIX"}  # json wins
+    env = {k: v for k, v in cli_env(prefix).items() if k != "REGISTRYD_PREFIX"}  # json wins
     with served(tmp_path, prefix, "--config", str(config), environ=env, port=port) as serve:
         await _wait_health(serve, 200)  # metrics.port from the file; both URLs from the env
         wire = await Wire.subscribe(amqp, prefix)
