@@ -40,7 +40,7 @@ class Context:
         self.config = config
 
     def settings(self) -> Settings:
-        """The settings (file under environment), or a clear error and exit code 2."""
+        """The settings (file under environment), or a one-line error and exit code 1."""
         try:
             return load_settings(self.config)
         except ConfigError as exc:
