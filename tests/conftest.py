@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import aio_pika
 import pytest
@@ -17,6 +17,7 @@ from registryd.store import Keys, RedisStore, StoreSettings
 from tests.harness import (
     AMQP_URL,
     REDIS_URL,
+    PrivateRedis,
     RawRpc,
     RunningDaemon,
     start_daemon,
@@ -93,3 +94,11 @@ async def daemon(
 async def rpc(amqp: AbstractConnection, prefix: str) -> RawRpc:
     """Bare aio-pika RPC to the daemon under the test's prefix."""
     return await RawRpc.open(amqp, Names(prefix))
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    """A killable Redis, gone after the test (started by the test)."""
+    server = PrivateRedis()
+    yield server
+    server.kill()

@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import socket
+import subprocess
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,7 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
+from redis.asyncio import Redis
 
 from registryd.amqp.topology import Names
 from registryd.config import Settings
@@ -160,3 +162,49 @@ async def publish_event(
     props.setdefault("content_type", "application/json")
     props.setdefault("delivery_mode", aio_pika.DeliveryMode.PERSISTENT)
     await exchange.publish(aio_pika.Message(body, **props), routing_key=str(routing_key))
+
+
+REDIS_SERVER = ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free port, without persistence, killable."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Its URL."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _spawn(self) -> None:
+        self.process = subprocess.Popen(
+            [*REDIS_SERVER, "--port", str(self.port)], stdout=subprocess.DEVNULL
+        )
+
+    async def start(self) -> None:
+        """Start it empty and wait until it answers."""
+        self._spawn()
+        client = Redis.from_url(self.url)
+        try:
+
+            async def answers() -> bool:
+                try:
+                    return bool(await client.ping())
+                except OSError:
+                    return False
+                except Exception:  # noqa: BLE001 - redis-py's ConnectionError while it starts
+                    return False
+
+            await wait_for(answers, 10)
+        finally:
+            await client.aclose()
+
+    def kill(self) -> None:
+        """Kill it at once."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None

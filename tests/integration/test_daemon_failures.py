@@ -6,7 +6,7 @@ import asyncio
 import json
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import aio_pika
 import pytest
@@ -16,8 +16,8 @@ from redis.asyncio import Redis
 from registryd.amqp.topology import Names
 from registryd.config import Settings
 from tests.harness import (
+    PrivateRedis,
     RawRpc,
-    free_port,
     publish_event,
     start_daemon,
     start_daemon_unready,
@@ -25,61 +25,6 @@ from tests.harness import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-class PrivateRedis:
-    """A redis-server of this test's own, on a free port, that the test may kill."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """Its URL."""
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        """Start it (empty: no persistence) and wait until it answers."""
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while (
-            subprocess.run(
-                ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, check=False
-            ).stdout.strip()
-            != b"PONG"
-        ):
-            assert time.monotonic() < deadline, "private redis did not start"
-            time.sleep(0.05)
-
-    def kill(self) -> None:
-        """Kill it at once, as a crash would."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-
-
-@pytest.fixture
-def private_redis() -> Iterator[PrivateRedis]:
-    """A killable Redis, gone after the test."""
-    server = PrivateRedis()
-    server.start()
-    yield server
-    server.kill()
 
 
 @pytest.fixture
@@ -108,6 +53,7 @@ async def test_redis_loss_answers_unavailable_then_recovers(
 ) -> None:
     """Redis killed: RPC 'unavailable' within 5 s, events wait; back empty: reset, then applied."""
     names = Names(prefix)
+    await private_redis.start()
     running = await start_daemon(settings.model_copy(update={"redis_url": private_redis.url}))
     try:
         rpc = await RawRpc.open(amqp, names)
@@ -123,7 +69,7 @@ async def test_redis_loss_answers_unavailable_then_recovers(
             channel, names, {"type": "master.heartbeat", "masterid": 7, "name": "kept"}
         )
         await wait_for(lambda: not running.daemon.health.ready)
-        private_redis.start()
+        await private_redis.start()
         await wait_for(lambda: running.daemon.health.ready, 20)
 
         async def applied() -> bool:
@@ -197,7 +143,7 @@ async def test_rpc_answers_unavailable_while_redis_is_down_at_start(
         assert not running.daemon.health.ready
         channel = await amqp.channel()
         await publish_event(channel, Names(prefix), {"type": "master.heartbeat", "masterid": 2})
-        dead.start()
+        await dead.start()
         await wait_for(lambda: running.daemon.health.ready, 20)
 
         async def applied() -> bool:

@@ -39,7 +39,15 @@ from redis.asyncio import Redis
 
 from registryd.config import Settings
 from registryd.store import Keys
-from tests.harness import AMQP_URL, REGISTRYD, cli_env, free_port, start_daemon, wait_for
+from tests.harness import (
+    AMQP_URL,
+    REGISTRYD,
+    PrivateRedis,
+    cli_env,
+    free_port,
+    start_daemon,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -393,60 +401,6 @@ def served(
         if process.poll() is None:
             process.kill()
         process.wait()
-
-
-REDIS_SERVER = ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-
-
-class PrivateRedis:
-    """A redis-server of the test's own on a free port, without persistence, killable."""
-
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """Its URL."""
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def _spawn(self) -> None:
-        self.process = subprocess.Popen(
-            [*REDIS_SERVER, "--port", str(self.port)], stdout=subprocess.DEVNULL
-        )
-
-    async def start(self) -> None:
-        """Start it empty and wait until it answers."""
-        self._spawn()
-        client = Redis.from_url(self.url)
-        try:
-
-            async def answers() -> bool:
-                try:
-                    return bool(await client.ping())
-                except OSError:
-                    return False
-                except Exception:  # noqa: BLE001 - redis-py's ConnectionError while it starts
-                    return False
-
-            await wait_for(answers, 10)
-        finally:
-            await client.aclose()
-
-    def kill(self) -> None:
-        """Kill it at once."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-
-
-@pytest.fixture
-def private_redis() -> Iterator[PrivateRedis]:
-    """A killable Redis, gone after the test (started by the test)."""
-    server = PrivateRedis()
-    yield server
-    server.kill()
 
 
 async def _wait_health(served_: Served, status: int, timeout: float = 20) -> None:
