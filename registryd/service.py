@@ -80,8 +80,7 @@ class Registry:
         """Run one operation; its ``{"ok": true, "result": ...}`` reply body."""
         match op:
             case GetWorkers():
-                where = WorkerFilter(op.masterid, op.builderid, op.paused, op.graceful)
-                docs = await self.store.read_worker_docs(op.masterid)
+                where, docs = await self._listing(op)
                 if where.empty:  # the stored documents are the reply, in id order already
                     return b'{"ok":true,"result":[' + b",".join(docs) + b"]}"
                 return encode_result(select_workers(_records(docs), where))
@@ -126,9 +125,13 @@ class Registry:
 
     async def get_workers(self, op: GetWorkers) -> list[Worker]:
         """``getWorkers``: listed workers cut down by the filters, by ascending id."""
-        where = WorkerFilter(op.masterid, op.builderid, op.paused, op.graceful)
-        docs = await self.store.read_worker_docs(op.masterid)
+        where, docs = await self._listing(op)
         return _WORKERS.validate_python(select_workers(_records(docs), where))
+
+    async def _listing(self, op: GetWorkers) -> tuple[WorkerFilter, list[bytes]]:
+        """The filters of a ``getWorkers`` and the stored documents they apply to."""
+        where = WorkerFilter(op.masterid, op.builderid, op.paused, op.graceful)
+        return where, await self.store.read_worker_docs(op.masterid)
 
     async def get_worker(self, op: GetWorker) -> Worker | None:
         """``getWorker``: by id and/or name (both must match), then the pair filters."""
