@@ -21,6 +21,7 @@ lint: $(VENV_STAMP) compose-check systemd-check
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	.venv/bin/lint-imports --no-cache
 
 fmt: $(VENV_STAMP)
 	$(PY) -m ruff format .

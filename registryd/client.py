@@ -37,13 +37,20 @@ from typing import Any, Final, Self, TypeVar
 import aio_pika
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
-from aio_pika.exceptions import AMQPError, ChannelInvalidStateError, ChannelNotFoundEntity
+from aio_pika.exceptions import ChannelNotFoundEntity
 from aio_pika.exceptions import PublishError as Unroutable
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from yarl import URL
 
-from registryd.amqp.topology import Names
-from registryd.errors import Internal, RegistryError, Unavailable, error_for_code
+from registryd.broker import BROKER_ERRORS
+from registryd.errors import (
+    Internal,
+    RegistryError,
+    RpcTimeout,
+    TooLarge,
+    Unavailable,
+    error_for_code,
+)
 from registryd.models import (
     ChangesPage,
     DeconfigureAllWorkersForMaster,
@@ -64,8 +71,10 @@ from registryd.models import (
     WorkerConfigured,
     WorkerConnected,
     WorkerDisconnected,
+    parse_params,
 )
-from registryd.registry.validation import parse_params
+from registryd.models.ops import MAX_PAGE
+from registryd.protocol import DEFAULT_PREFIX, DIRECT_REPLY_TO, JSON, Names
 from registryd.subscription import Resync, Subscription, SubscriptionItem
 
 __all__ = [
@@ -82,12 +91,6 @@ log = structlog.get_logger(__name__)
 
 #: The broker registryd's own default points at.
 DEFAULT_URL: Final = "amqp://guest:guest@127.0.0.1:5672/"
-#: RabbitMQ's pseudo-queue for direct reply-to: no declare, consumed with no-ack.
-DIRECT_REPLY_TO: Final = "amq.rabbitmq.reply-to"
-_JSON: Final = "application/json"
-#: What a lost or refusing broker raises in aio-pika/aiormq (channel state errors
-#: are RuntimeErrors there, socket errors OSErrors).
-_BROKER_ERRORS: Final = (AMQPError, ChannelInvalidStateError, OSError)
 
 _M = TypeVar("_M", bound=BaseModel)
 _T = TypeVar("_T")
@@ -96,10 +99,6 @@ _WORKER: Final = TypeAdapter(Worker)
 _WORKERS: Final = TypeAdapter(list[Worker])
 _MASTERS: Final = TypeAdapter(list[Master])
 _CHANGES: Final = TypeAdapter(ChangesPage)
-
-
-class RpcTimeout(Unavailable):
-    """No reply (or no broker confirm) within the timeout; a retry may succeed."""
 
 
 class RegistryClient:
@@ -132,7 +131,7 @@ class RegistryClient:
     async def connect(
         cls,
         url: str = DEFAULT_URL,
-        prefix: str = "registry",
+        prefix: str = DEFAULT_PREFIX,
         *,
         timeout: float = 10.0,  # noqa: ASYNC109 - also the default of every later call
     ) -> RegistryClient:
@@ -153,7 +152,7 @@ class RegistryClient:
                 await connection.close()
             if isinstance(exc, TimeoutError):
                 raise RpcTimeout(f"RabbitMQ at {where} did not answer within {timeout} s") from None
-            if isinstance(exc, _BROKER_ERRORS):
+            if isinstance(exc, BROKER_ERRORS):
                 raise Unavailable(f"cannot connect to RabbitMQ at {where}: {exc}") from exc
             raise
         return client
@@ -201,7 +200,7 @@ class RegistryClient:
             request["params"] = params
         message = aio_pika.Message(
             json.dumps(request, ensure_ascii=False).encode(),
-            content_type=_JSON,
+            content_type=JSON,
             correlation_id=correlation_id,
             reply_to=DIRECT_REPLY_TO,
             # Once the caller gave up, serving the request would only waste work.
@@ -224,7 +223,7 @@ class RegistryClient:
                 f"{method}: no queue {self.names.rpc} takes requests; has registryd run "
                 f"with prefix {self.names.prefix!r}?"
             ) from None
-        except _BROKER_ERRORS as exc:
+        except BROKER_ERRORS as exc:
             raise Unavailable(f"{method}: RabbitMQ failed: {exc!r}") from exc
         finally:
             self._pending.pop(correlation_id, None)
@@ -270,7 +269,7 @@ class RegistryClient:
     # -- typed operations --------------------------------------------------------------
 
     async def ping(self) -> PingResult:
-        """``ping``: registryd's version, the current revision and the epoch."""
+        """``ping``: registryd's version, the current revision, the epoch, the lease."""
         return _parse(_PING, "ping", await self.execute(Ping()))
 
     async def find_worker_id(self, name: str) -> int:
@@ -298,12 +297,30 @@ class RegistryClient:
         builderid: int | None = None,
         paused: bool | None = None,
         graceful: bool | None = None,
+        *,
+        page_size: int = MAX_PAGE,
     ) -> list[Worker]:
-        """``getWorkers``: the workers matching every given filter, by ascending id."""
-        op = _op(
-            GetWorkers, masterid=masterid, builderid=builderid, paused=paused, graceful=graceful
-        )
-        return _parse(_WORKERS, op.method, await self.execute(op))
+        """``getWorkers``: the workers matching every given filter, by ascending id.
+
+        Fetched in pages of ``page_size`` (``limit``/``after``), so a registry of any size
+        lists on a broker with a message size limit; a page the daemon finds too large is
+        asked for again in halves. Pages may straddle changes (PROTOCOL.md section 2).
+        """
+        workers: list[Worker] = []
+        filters = {"masterid": masterid, "builderid": builderid, "paused": paused}
+        filters["graceful"] = graceful
+        while True:
+            op = _op(GetWorkers, **filters, limit=page_size, after=workers[-1].id if workers else 0)
+            try:
+                page = _parse(_WORKERS, op.method, await self.execute(op))
+            except TooLarge:
+                if page_size == 1:
+                    raise
+                page_size = max(1, page_size // 2)
+                continue
+            workers += page
+            if len(page) < page_size:
+                return workers
 
     async def worker_connected(
         self,
@@ -401,7 +418,7 @@ class RegistryClient:
             raise ValueError("the event's type is event_type; fields must not have 'type'")
         message = aio_pika.Message(
             json.dumps({"type": event_type, **fields}, ensure_ascii=False).encode(),
-            content_type=_JSON,
+            content_type=JSON,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=message_id,
             user_id=self.user,
@@ -422,7 +439,7 @@ class RegistryClient:
             ) from None
         except Unroutable:
             raise Unavailable(f"{event_type}: no queue is bound to {exchange}") from None
-        except _BROKER_ERRORS as exc:
+        except BROKER_ERRORS as exc:
             raise Unavailable(f"{event_type}: RabbitMQ did not take the event: {exc!r}") from exc
 
     async def publish(

@@ -16,7 +16,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from registryd.errors import ConfigError
-from registryd.registry.validation import describe
+from registryd.models.validation import describe
 
 __all__ = ["Settings", "load_settings"]
 
@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     rpc_concurrency: int = Field(64, ge=1, le=10_000, description="RPC requests served at once")
     rpc_timeout: float = Field(
         4.5, gt=0, le=5, description="seconds a request may take before 'unavailable'"
+    )
+    rpc_max_reply: int = Field(
+        8 * 1024 * 1024, ge=64 * 1024, description="bytes an RPC reply may have ('too_large')"
     )
 
     @field_validator("auth_masters")

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aio_pika
 import structlog
@@ -27,24 +28,25 @@ from registryd import __version__
 from registryd.amqp.consumer import EventConsumer
 from registryd.amqp.relay import Relay
 from registryd.amqp.rpc import RpcServer
-from registryd.amqp.topology import Names, Topology, declare
+from registryd.amqp.topology import Topology, declare
+from registryd.broker import BROKER_ERRORS
 from registryd.config import Settings
-from registryd.errors import ConfigError, RegistryError, Unavailable
+from registryd.errors import ConfigError, Crashed, EpochMissing, RegistryError, Unavailable
 from registryd.logs import mask
 from registryd.metrics import Health, Metrics, MetricsServer
+from registryd.protocol import Names
 from registryd.retry import forever
 from registryd.service import Registry
-from registryd.store import Keys, RedisStore, StoreSettings
-from registryd.store.redis import EpochMissing
+from registryd.store import Keys, RedisStore, RelayStore, StoreSettings
 
-__all__ = ["Daemon", "connect_redis"]
+__all__ = ["Daemon", "connect_amqp", "connect_redis"]
 
 log = structlog.get_logger(__name__)
 
 #: How long closing a connection or waiting for a cancelled task may take.
 _CLOSE_SECONDS = 1.0
-#: What ends a session and starts the next one after a backoff.
-_SESSION_ERRORS = (RegistryError, OSError, aio_pika.exceptions.AMQPError, TimeoutError)
+#: A lost or refusing backend: the session ends and the next one starts after a backoff.
+_BACKEND_ERRORS = (Unavailable, TimeoutError, *BROKER_ERRORS)
 
 
 def connect_redis(settings: Settings, name: str = "registryd") -> Redis:
@@ -84,6 +86,7 @@ class _Session:
     redis: Redis
     connection: aio_pika.abc.AbstractConnection | AbstractRobustConnection
     topology: Topology
+    store: RedisStore
     registry: Registry
     consumer: EventConsumer | None
     rpc: RpcServer
@@ -126,8 +129,8 @@ class Daemon:
             redis=mask(self.settings.redis_url),
         )
         retrying = forever(
-            "backend unavailable; retrying",
-            _SESSION_ERRORS,
+            "session ended; starting a new one",
+            (*_BACKEND_ERRORS, Crashed),
             first=0.2,
             stop=self.stop_requested,
             on_failure=lambda _: setattr(self.health, "consuming", False),
@@ -167,12 +170,29 @@ class Daemon:
             done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
             for task in (stop, lost):
                 task.cancel()
-            failed = [
-                t for t in done if t not in (stop, lost) and not t.cancelled() and t.exception()
-            ]
-            if lost in done or failed:
-                error = failed[0].exception() if failed else None
-                raise Unavailable(f"session ended: {error or 'broker connection lost'}")
+            self._end_of_session(done - {stop, lost}, lost_connection=lost in done)
+
+    def _end_of_session(
+        self, ended: Iterable[asyncio.Future[Any]], *, lost_connection: bool
+    ) -> None:
+        """Why the session ends: asked to stop (return), a backend failure, or a bug.
+
+        A bug (any other exception in a task) is logged once with its traceback and the
+        task's name, counted, and shown on ``/healthz`` before the session restarts.
+        """
+        for task in ended:
+            error = None if task.cancelled() else task.exception()
+            if error is None:
+                continue
+            if isinstance(error, _BACKEND_ERRORS):
+                raise Unavailable(f"session ended: {error}") from error
+            name = task.get_name() if isinstance(task, asyncio.Task) else "task"
+            log.error("task crashed", task=name, exc_info=error)
+            self.metrics.task_crashes.labels(name).inc()
+            self.health.crash(f"{name}: {error!r}")
+            raise Crashed(f"task {name} crashed: {error!r}") from error
+        if lost_connection:
+            raise Unavailable("session ended: broker connection lost")
 
     @contextlib.asynccontextmanager
     async def _session(self) -> AsyncIterator[_Session]:
@@ -200,7 +220,8 @@ class Daemon:
         topology = await declare(events_channel, self.names, s.events_delivery_limit)
         rpc_channel = await connection.channel(publisher_confirms=False)
         await rpc_channel.set_qos(prefetch_count=s.rpc_concurrency)
-        registry = Registry(RedisStore(redis, Keys(s.prefix), self.store_settings))
+        store = RedisStore(redis, Keys(s.prefix), self.store_settings)
+        registry = Registry(store, master_lease=s.master_lease, max_reply=s.rpc_max_reply)
         registry.epoch = self._epoch  # so a reset between sessions is noticed and logged
         rpc = RpcServer(
             registry,
@@ -212,7 +233,7 @@ class Daemon:
         )
         await rpc.start()
         self.health.serving_rpc = True
-        return _Session(redis, connection, topology, registry, None, rpc, [], lost)
+        return _Session(redis, connection, topology, store, registry, None, rpc, [], lost)
 
     async def _wait_for_redis(self, session: _Session) -> bool:
         """Make sure of the epoch, retrying while Redis is down; False if asked to stop."""
@@ -235,7 +256,7 @@ class Daemon:
         s = self.settings
         relay_channel = await session.connection.channel(publisher_confirms=True)
         relay = Relay(
-            session.registry.store,
+            RelayStore(session.store),
             await relay_channel.get_exchange(self.names.notifications),
             self.metrics,
             self.health,
@@ -251,7 +272,7 @@ class Daemon:
         session.tasks += [
             asyncio.create_task(relay.run(session.stopping), name="relay"),
             asyncio.create_task(
-                self._expire_masters(session.registry, session.stopping), name="expiry"
+                self._expire_masters(session.registry, session.stopping), name="master-expiry"
             ),
         ]
         await session.consumer.start()

@@ -11,12 +11,16 @@ from typing import ClassVar
 __all__ = [
     "BadRequest",
     "ConfigError",
+    "Crashed",
+    "EpochMissing",
     "Forbidden",
     "Internal",
     "InvalidParams",
     "NotFound",
     "RegistryError",
     "ResyncRequired",
+    "RpcTimeout",
+    "TooLarge",
     "Unavailable",
     "UnknownMethod",
     "UnknownType",
@@ -88,6 +92,13 @@ class ResyncRequired(RegistryError):
     retryable = False
 
 
+class TooLarge(RegistryError):
+    """An unpaged reply would exceed the daemon's reply limit; page it with ``limit``."""
+
+    code = "too_large"
+    retryable = False
+
+
 class Unavailable(RegistryError):
     """A backend (Redis, RabbitMQ) is down or did not answer in time."""
 
@@ -95,11 +106,30 @@ class Unavailable(RegistryError):
     retryable = True
 
 
+class RpcTimeout(Unavailable):
+    """The client got no reply (or no broker confirm) within its timeout."""
+
+
 class Internal(RegistryError):
     """An unexpected failure inside registryd."""
 
     code = "internal"
     retryable = True
+
+
+class EpochMissing(Internal):
+    """The registry lost its epoch (Redis came back empty); a new one must be made.
+
+    The service makes a new epoch and retries once, so a client never sees it.
+    """
+
+
+class Crashed(Internal):
+    """A task of the daemon died of an unexpected exception (a bug).
+
+    It is logged with its traceback; the daemon restarts its session after a backoff
+    and keeps serving.
+    """
 
 
 class ConfigError(Exception):
@@ -116,6 +146,7 @@ _BY_CODE: dict[str, type[RegistryError]] = {
         NotFound,
         Forbidden,
         ResyncRequired,
+        TooLarge,
         Unavailable,
         Internal,
     )

@@ -8,6 +8,7 @@ served from a thread by the standard library's wsgiref.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,10 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
-__all__ = ["Health", "Metrics", "MetricsServer"]
+__all__ = ["CRASH_WINDOW", "Health", "Metrics", "MetricsServer"]
+
+#: Seconds ``/healthz`` stays 503 after a task crashed, so that a crash loop shows.
+CRASH_WINDOW = 30.0
 
 StartResponse = Callable[..., Any]
 
@@ -71,6 +75,12 @@ class Metrics:
             ["backend"],
             registry=r,
         )
+        self.task_crashes = Counter(
+            "registryd_task_crashes_total",
+            "Tasks of the daemon that died of an unexpected exception (a bug), by task",
+            ["task"],
+            registry=r,
+        )
         self.ready = Gauge("registryd_ready", "1 while /healthz answers 200", registry=r)
 
 
@@ -82,16 +92,32 @@ class Health:
     serving_rpc: bool = False
     stopping: bool = False
     failing: set[str] = field(default_factory=set)
+    #: The last crash: the task and its error, and when (``time.monotonic()``).
+    crashed: str | None = None
+    crashed_at: float = 0.0
+
+    def crash(self, what: str) -> None:
+        """Record a crash: not ready for :data:`CRASH_WINDOW` seconds from now."""
+        self.crashed, self.crashed_at = what, time.monotonic()
+
+    @property
+    def recent_crash(self) -> str | None:
+        """The last crash, if it is less than :data:`CRASH_WINDOW` seconds old."""
+        if self.crashed and time.monotonic() - self.crashed_at < CRASH_WINDOW:
+            return self.crashed
+        return None
 
     @property
     def ready(self) -> bool:
-        """True while consuming, not stopping, and no backend failing."""
-        return self.consuming and not self.stopping and not self.failing
+        """True while consuming, not stopping, no backend failing, and no recent crash."""
+        return self.consuming and not self.stopping and not self.failing and not self.recent_crash
 
     def status(self) -> str:
         """One word or phrase for /healthz and logs."""
         if self.stopping:
             return "stopping"
+        if crash := self.recent_crash:
+            return f"crashed: {crash}"
         if self.failing:
             return "retrying " + ", ".join(sorted(self.failing))
         return "ok" if self.consuming else "starting"

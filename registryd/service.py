@@ -1,22 +1,24 @@
 """One entry point per operation, shared by the event consumer and the RPC server.
 
 This is where a parsed operation meets the store: reads are filtered here with the
-pure rules of :mod:`registryd.registry`, writes go to Redis as one atomic script each.
+pure rules of :mod:`registryd.registry`, writes go to the store as one atomic step each.
 Reads have two faces: typed models for Python callers (:meth:`Registry.execute`) and
 the reply's JSON for the wire (:meth:`Registry.execute_json`), which passes the stored
-documents through untouched when no filter applies.
+documents through untouched when no filter applies. The store is any
+:class:`registryd.ports.Store`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Final
 
 import structlog
 from pydantic import BaseModel, TypeAdapter
 
 from registryd import __version__
-from registryd.errors import RegistryError
+from registryd.errors import EpochMissing, RegistryError, TooLarge
 from registryd.models import (
     FindWorkerId,
     GetChanges,
@@ -29,19 +31,21 @@ from registryd.models import (
     Worker,
 )
 from registryd.models.wire import encode_result
+from registryd.ports import Applied, Store
 from registryd.registry import WorkerFilter, select_workers
 from registryd.registry.filters import WorkerRecord
-from registryd.store import RedisStore
-from registryd.store.redis import EpochMissing
 
-__all__ = ["Registry", "Result"]
+__all__ = ["DEFAULT_MAX_REPLY", "Registry", "Result"]
 
 log = structlog.get_logger(__name__)
 
 #: What an operation returns: a model, a list of them, an id, or nothing.
 Result = BaseModel | Sequence[BaseModel] | int | None
+#: The default reply limit (``REGISTRYD_RPC_MAX_REPLY``): below RabbitMQ's 16 MiB.
+DEFAULT_MAX_REPLY: Final = 8 * 1024 * 1024
 
 _WORKERS = TypeAdapter(list[Worker])
+_OK_LIST: Final = b'{"ok":true,"result":['
 
 
 def _records(docs: Sequence[bytes]) -> list[WorkerRecord]:
@@ -52,8 +56,12 @@ def _records(docs: Sequence[bytes]) -> list[WorkerRecord]:
 class Registry:
     """The registry's operations over one store."""
 
-    def __init__(self, store: RedisStore) -> None:
+    def __init__(
+        self, store: Store, *, master_lease: float = 60.0, max_reply: int = DEFAULT_MAX_REPLY
+    ) -> None:
         self.store = store
+        self.master_lease = master_lease
+        self.max_reply = max_reply
         self.epoch: str | None = None
 
     async def start(self) -> str:
@@ -77,21 +85,28 @@ class Registry:
             return await self._dispatch(op, message_id)
 
     async def execute_json(self, op: Operation) -> bytes:
-        """Run one operation; its ``{"ok": true, "result": ...}`` reply body."""
+        """Run one operation; its ``{"ok": true, "result": ...}`` reply body.
+
+        A body over the reply limit is :class:`~registryd.errors.TooLarge`.
+        """
         match op:
             case GetWorkers():
-                where, docs = await self._listing(op)
-                if where.empty:  # the stored documents are the reply, in id order already
-                    return b'{"ok":true,"result":[' + b",".join(docs) + b"]}"
-                return encode_result(select_workers(_records(docs), where))
+                body = await self._listing_json(op)
             case GetWorker():
-                return encode_result(await self._get_worker_record(op))
-        return encode_result(await self.execute(op))
+                body = encode_result(await self._get_worker_record(op))
+            case _:
+                body = encode_result(await self.execute(op))
+        if len(body) > self.max_reply:
+            raise TooLarge(
+                f"{op.method}: the reply is {len(body)} bytes, over the limit of "
+                f"{self.max_reply} (REGISTRYD_RPC_MAX_REPLY); page it with limit and after"
+            )
+        return body
 
     async def apply_many(
         self, writes: Sequence[tuple[Operation, str | None]]
-    ) -> list[int | RegistryError]:
-        """Apply writes in order in one round trip; per write its change count or error."""
+    ) -> list[Applied | RegistryError]:
+        """Apply writes in order in one round trip; per write its outcome or error."""
         results = await self.store.apply_many(writes)
         lost = next((i for i, r in enumerate(results) if isinstance(r, EpochMissing)), None)
         if lost is None:
@@ -117,21 +132,35 @@ class Registry:
         return None
 
     async def ping(self) -> PingResult:
-        """``ping``: version, current revision and epoch."""
+        """``ping``: version, current revision, epoch and the master lease."""
         revision, epoch = await self.store.state()
         if epoch is None:
             raise EpochMissing("the registry has no epoch")
-        return PingResult(version=__version__, revision=revision, epoch=epoch)
+        return PingResult(
+            version=__version__, revision=revision, epoch=epoch, master_lease=self.master_lease
+        )
 
     async def get_workers(self, op: GetWorkers) -> list[Worker]:
         """``getWorkers``: listed workers cut down by the filters, by ascending id."""
         where, docs = await self._listing(op)
-        return _WORKERS.validate_python(select_workers(_records(docs), where))
+        return _WORKERS.validate_python(select_workers(_records(docs), where)[: op.limit])
+
+    async def _listing_json(self, op: GetWorkers) -> bytes:
+        where, docs = await self._listing(op)
+        if where.empty:  # the stored documents are the reply, in id order already
+            return _OK_LIST + b",".join(docs[: op.limit]) + b"]}"
+        return encode_result(select_workers(_records(docs), where)[: op.limit])
 
     async def _listing(self, op: GetWorkers) -> tuple[WorkerFilter, list[bytes]]:
-        """The filters of a ``getWorkers`` and the stored documents they apply to."""
+        """The filters of a ``getWorkers`` and the stored documents they apply to.
+
+        When every document the store picks is listed (no filter, or ``masterid`` alone),
+        the store cuts the page itself; otherwise the filters pick from all after ``after``.
+        """
         where = WorkerFilter(op.masterid, op.builderid, op.paused, op.graceful)
-        return where, await self.store.read_worker_docs(op.masterid)
+        limit = op.limit if where.store_picks_all else None
+        docs = await self.store.read_worker_docs(op.masterid, after=op.after or 0, limit=limit)
+        return where, docs
 
     async def get_worker(self, op: GetWorker) -> Worker | None:
         """``getWorker``: by id and/or name (both must match), then the pair filters."""

@@ -19,18 +19,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Literal, Self
+from typing import Final, Literal, Protocol, Self
 
 import structlog
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
-from aio_pika.exceptions import AMQPError, ChannelInvalidStateError, ChannelNotFoundEntity
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
+from aio_pika.exceptions import ChannelNotFoundEntity
 from pydantic import TypeAdapter, ValidationError
 
+from registryd.broker import BROKER_ERRORS
 from registryd.errors import ResyncRequired, Unavailable
-from registryd.models import MasterChange, Reset, WorkerChange
-
-if TYPE_CHECKING:
-    from registryd.client import RegistryClient
+from registryd.models import ChangesPage, MasterChange, PingResult, Reset, WorkerChange
+from registryd.protocol import Names, master_routing_key, worker_routing_key
 
 __all__ = [
     "Resync",
@@ -49,7 +48,6 @@ ResyncReason = Literal["resync_required", "reset", "epoch_changed", "history_end
 PAGE: Final = 1000
 #: Notifications RabbitMQ hands over before the application took the earlier ones.
 PREFETCH: Final = 256
-_BROKER_ERRORS: Final = (AMQPError, ChannelInvalidStateError, OSError)
 _NOTIFICATION: Final = TypeAdapter(WorkerChange | MasterChange | Reset)
 
 
@@ -100,8 +98,29 @@ def _match(pattern: list[str], words: list[str]) -> bool:
 def routing_key_of(change: WorkerChange | MasterChange) -> str:
     """The routing key registryd publishes a change with."""
     if isinstance(change, WorkerChange):
-        return f"workers.{change.workerid}.{change.event}"
-    return f"masters.{change.masterid}.{change.event}"
+        return worker_routing_key(change.workerid, change.event)
+    return master_routing_key(change.masterid, change.event)
+
+
+class Caller(Protocol):
+    """What a subscription needs of a client (:class:`registryd.client.RegistryClient`).
+
+    Its names, its connection, ``ping`` and ``getChanges``.
+    """
+
+    @property
+    def names(self) -> Names:
+        """The RabbitMQ names of the registry."""
+
+    @property
+    def connection(self) -> AbstractConnection:
+        """The connection the subscription opens its channel on."""
+
+    async def ping(self) -> PingResult:
+        """``ping``."""
+
+    async def get_changes(self, since: int, limit: int = 100) -> ChangesPage:
+        """``getChanges``."""
 
 
 class Subscription:
@@ -132,7 +151,7 @@ class Subscription:
 
     def __init__(
         self,
-        client: RegistryClient,
+        client: Caller,
         *,
         routing_keys: Sequence[str] = ("#",),
         since: int | None = None,
@@ -202,7 +221,7 @@ class Subscription:
                 f"exchange {names.notifications} does not exist; has registryd run with "
                 f"prefix {names.prefix!r}?"
             ) from None
-        except _BROKER_ERRORS as exc:
+        except BROKER_ERRORS as exc:
             raise Unavailable(f"cannot subscribe to {names.notifications}: {exc!r}") from exc
 
     async def _begin(self) -> None:
@@ -282,7 +301,7 @@ class Subscription:
             raise Unavailable(f"the subscription to {self._client.names.notifications} was lost")
         try:
             await message.ack()
-        except _BROKER_ERRORS as exc:
+        except BROKER_ERRORS as exc:
             raise Unavailable(f"the subscription's channel failed: {exc!r}") from exc
         try:
             item = _NOTIFICATION.validate_json(message.body)

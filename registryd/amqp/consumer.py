@@ -16,26 +16,21 @@ import aio_pika
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
-from registryd.amqp.messages import copy_message
 from registryd.amqp.topology import Topology
+from registryd.broker import copy_message
 from registryd.errors import RegistryError, Unavailable
 from registryd.metrics import Health, Metrics
 from registryd.models.ops import Operation
 from registryd.models.wire import parse_event
+from registryd.ports import DUPLICATE, Applied
+from registryd.protocol import ERROR_HEADER, USER_HEADER
 from registryd.registry import authorize
 from registryd.retry import forever
 from registryd.service import Registry
-from registryd.store import DUPLICATE
 
-__all__ = ["ERROR_HEADER", "EventConsumer", "dead_letter"]
+__all__ = ["EventConsumer", "dead_letter", "dead_letter_message"]
 
 log = structlog.get_logger(__name__)
-
-#: The header a dead-lettered event carries: JSON ``{"code", "message"}``.
-ERROR_HEADER = "x-registry-error"
-#: RabbitMQ refuses a ``user_id`` that is not the publishing connection's own user, so
-#: the original one travels in this header instead.
-USER_HEADER = "x-registry-user-id"
 
 Prepared = tuple[AbstractIncomingMessage, Operation | RegistryError]
 
@@ -138,11 +133,13 @@ class EventConsumer:
                 await dead_letter(self.topology, message, outcome)
                 self.metrics.events.labels("dead_lettered").inc()
             else:
-                self.metrics.events.labels("duplicate" if outcome == DUPLICATE else "applied").inc()
+                self.metrics.events.labels("duplicate" if outcome is DUPLICATE else "applied").inc()
         self.metrics.event_batches.observe(len(batch))
         await batch[-1].ack(multiple=True)
 
-    async def _apply(self, writes: list[tuple[Operation, str | None]]) -> list[int | RegistryError]:
+    async def _apply(
+        self, writes: list[tuple[Operation, str | None]]
+    ) -> list[Applied | RegistryError]:
         """Apply in one round trip, retrying (with backoff up to 5 s) while Redis fails."""
         if not writes:
             return []

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 
 import aio_pika
 import structlog
@@ -18,14 +17,14 @@ from aio_pika.abc import AbstractExchange
 
 from registryd.errors import Unavailable
 from registryd.metrics import Health, Metrics
+from registryd.ports import LoggedChange, RelayClaim, RelayLog
+from registryd.protocol import JSON, RESET_ROUTING_KEY
 from registryd.retry import forever
-from registryd.store.redis import LoggedChange, RedisStore, RelayClaim, RelayStore
 
-__all__ = ["RESET_ROUTING_KEY", "Relay"]
+__all__ = ["Relay"]
 
 log = structlog.get_logger(__name__)
 
-RESET_ROUTING_KEY = "registry.reset"
 _LOCK_MS = 10_000
 
 
@@ -34,7 +33,7 @@ class Relay:
 
     def __init__(
         self,
-        store: RedisStore,
+        log_store: RelayLog,
         exchange: AbstractExchange,
         metrics: Metrics,
         health: Health,
@@ -42,7 +41,7 @@ class Relay:
         batch: int = 500,
         publish_timeout: float = 5.0,
     ) -> None:
-        self.log_store = RelayStore(store, secrets.token_hex(8))
+        self.log_store = log_store
         self.exchange = exchange
         self.metrics = metrics
         self.health = health
@@ -112,7 +111,7 @@ class Relay:
 
     async def _publish_one(self, routing_key: str, body: bytes) -> None:
         message = aio_pika.Message(
-            body, content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+            body, content_type=JSON, delivery_mode=aio_pika.DeliveryMode.PERSISTENT
         )
         # Not mandatory: a change nobody subscribes to is not an error (and RabbitMQ would
         # return every such message, which aiormq logs as an error).

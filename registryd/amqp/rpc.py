@@ -19,6 +19,7 @@ from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractQueu
 from registryd.errors import Internal, RegistryError, Unavailable
 from registryd.metrics import Metrics
 from registryd.models.wire import encode_error, parse_request
+from registryd.protocol import JSON
 from registryd.registry import authorize
 from registryd.service import Registry
 
@@ -82,9 +83,7 @@ class RpcServer:
         method, body, code = await self._answer(message)
         self.metrics.rpc.labels(method, code).inc()
         self.metrics.rpc_seconds.labels(method).observe(time.perf_counter() - started)
-        reply = aio_pika.Message(
-            body, content_type="application/json", correlation_id=message.correlation_id
-        )
+        reply = aio_pika.Message(body, content_type=JSON, correlation_id=message.correlation_id)
         try:
             # Not mandatory: RabbitMQ returns mandatory publishes to direct reply-to
             # addresses even when it delivers them, and a vanished requester is no error.

@@ -1,4 +1,4 @@
-"""The RabbitMQ names and how they are declared (PROTOCOL.md section 3): one place."""
+"""How the RabbitMQ names of :class:`registryd.protocol.Names` are declared (section 3)."""
 
 from __future__ import annotations
 
@@ -7,39 +7,9 @@ from dataclasses import dataclass
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractQueue
 
-__all__ = ["Names", "Topology", "declare", "delete_topology"]
+from registryd.protocol import Names
 
-
-@dataclass(frozen=True, slots=True)
-class Names:
-    """Every RabbitMQ name of one registry, for one prefix."""
-
-    prefix: str
-
-    @property
-    def events(self) -> str:
-        """Topic exchange masters publish to, and the quorum queue bound to it with ``#``."""
-        return f"{self.prefix}.events"
-
-    @property
-    def rpc(self) -> str:
-        """Queue of RPC requests, reached through the default exchange."""
-        return f"{self.prefix}.rpc"
-
-    @property
-    def notifications(self) -> str:
-        """Topic exchange registryd publishes changes to."""
-        return f"{self.prefix}.notifications"
-
-    @property
-    def dead(self) -> str:
-        """Fanout exchange and queue of the events that could not be applied."""
-        return f"{self.prefix}.dead"
-
-    @property
-    def reset_key(self) -> str:
-        """Routing key of the reset notification."""
-        return "registry.reset"
+__all__ = ["Topology", "declare", "delete_topology"]
 
 
 @dataclass(frozen=True, slots=True)

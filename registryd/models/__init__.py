@@ -29,6 +29,7 @@ from registryd.models.records import (
     Worker,
     WorkerChange,
 )
+from registryd.models.validation import describe, parse_params
 
 __all__ = [
     "EVENTS",
@@ -56,4 +57,6 @@ __all__ = [
     "WorkerConfigured",
     "WorkerConnected",
     "WorkerDisconnected",
+    "describe",
+    "parse_params",
 ]

@@ -12,9 +12,20 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from registryd.models.types import Connection, Flag, Id, JsonObject, MasterName, Name, OptionalText
+from registryd.models.types import (
+    MAX_ID,
+    Connection,
+    Flag,
+    Id,
+    JsonObject,
+    MasterName,
+    Name,
+    OptionalText,
+)
 
 __all__ = [
+    "EVENTS",
+    "MAX_PAGE",
     "OPERATIONS",
     "DeconfigureAllWorkersForMaster",
     "FindWorkerId",
@@ -33,6 +44,9 @@ __all__ = [
     "WorkerDisconnected",
 ]
 
+#: The largest ``getWorkers`` page (``limit``).
+MAX_PAGE = 10_000
+
 #: Who may send a write when authorization is on: the master it names, or any master.
 AuthScope = Literal["read", "masterid", "any_master"]
 
@@ -45,6 +59,11 @@ class Operation(BaseModel):
     method: ClassVar[str]
     event_type: ClassVar[str | None] = None
     auth: ClassVar[AuthScope] = "read"
+
+    @classmethod
+    def is_write(cls) -> bool:
+        """Whether the operation changes the registry (every write is authorized)."""
+        return cls.auth != "read"
 
 
 class Ping(Operation):
@@ -72,13 +91,18 @@ class GetWorker(Operation):
 
 
 class GetWorkers(Operation):
-    """``getWorkers``: every worker matching all the given filters."""
+    """``getWorkers``: every worker matching all the given filters, or one page of them.
+
+    ``limit`` lists at most that many; ``after`` lists only ids above it (v1.1 paging).
+    """
 
     method = "getWorkers"
     masterid: Id | None = None
     builderid: Id | None = None
     paused: Flag | None = None
     graceful: Flag | None = None
+    limit: int | None = Field(default=None, strict=True, ge=1, le=MAX_PAGE)
+    after: int | None = Field(default=None, strict=True, ge=0, le=MAX_ID)
 
 
 class WorkerConnected(Operation):

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from registryd.protocol import MasterEvent, WorkerEvent
+
 __all__ = [
     "ChangesPage",
     "ConfiguredOn",
@@ -51,10 +53,6 @@ class Master(_Record):
     last_seen: str | None
 
 
-WorkerEvent = Literal["new", "connected", "disconnected", "configured", "state_updated"]
-MasterEvent = Literal["active", "stopped", "expired"]
-
-
 class WorkerChange(_Record):
     """A notification about one worker: routing key ``workers.<id>.<event>``."""
 
@@ -90,8 +88,9 @@ class ChangesPage(_Record):
 
 
 class PingResult(_Record):
-    """The result of ``ping``."""
+    """The result of ``ping``; a master heartbeats every ``master_lease`` / 3 seconds."""
 
     version: str
     revision: int
     epoch: str
+    master_lease: float

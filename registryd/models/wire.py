@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from registryd.errors import BadRequest, RegistryError, UnknownMethod, UnknownType
 from registryd.models.ops import EVENTS, OPERATIONS, Operation
-from registryd.registry.validation import parse_params
+from registryd.models.validation import parse_params
 
 __all__ = ["MAX_BODY", "encode_error", "encode_result", "parse_event", "parse_request"]
 

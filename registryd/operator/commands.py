@@ -14,6 +14,7 @@ from registryd.models import (
     GetWorker,
     GetWorkers,
     Worker,
+    parse_params,
 )
 from registryd.operator.common import TIMEOUT, Echo
 from registryd.operator.format import (
@@ -24,7 +25,6 @@ from registryd.operator.format import (
     worker_details,
     workers_table,
 )
-from registryd.registry.validation import parse_params
 from registryd.subscription import Subscription
 
 

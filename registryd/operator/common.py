@@ -1,13 +1,11 @@
-"""What every operator command shares: the output hook, timeouts, broker errors."""
+"""What every operator command shares: the output hook, timeouts, dropped headers."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Final, Literal
 
-from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
-
-from registryd.amqp.consumer import ERROR_HEADER, USER_HEADER
+from registryd.protocol import ERROR_HEADER, USER_HEADER
 
 #: Where a command writes one line (stdout or stderr).
 Echo = Callable[[str], None]
@@ -23,4 +21,3 @@ _DROPPED_HEADERS: Final = frozenset({ERROR_HEADER, USER_HEADER, "x-death"})
 _DROPPED_PREFIXES: Final = ("x-first-death-", "x-last-death-")
 _BODY_SHOWN: Final = 500
 _REASON_SHOWN: Final = 30
-_BROKER_ERRORS: Final = (AMQPError, ChannelInvalidStateError, OSError)

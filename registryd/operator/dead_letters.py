@@ -13,10 +13,10 @@ from aio_pika.abc import (
 from aio_pika.exceptions import ChannelNotFoundEntity
 from aio_pika.exceptions import PublishError as Unroutable
 
-from registryd.amqp.messages import copy_message
+from registryd.broker import BROKER_ERRORS, copy_message
 from registryd.client import RegistryClient
 from registryd.errors import Unavailable
-from registryd.operator.common import _BROKER_ERRORS, TIMEOUT, DeadLetterAction, Echo
+from registryd.operator.common import TIMEOUT, DeadLetterAction, Echo
 from registryd.operator.format import (
     dead_letter_record,
     dead_letter_text,
@@ -116,7 +116,7 @@ async def _replay(
     for done, message in enumerate(taken):
         try:
             await exchange.publish(_replayed(message), _routing_key(message), mandatory=True)
-        except (Unroutable, *_BROKER_ERRORS) as exc:
+        except (Unroutable, *BROKER_ERRORS) as exc:
             if not channel.is_closed:
                 await taken[-1].nack(multiple=True, requeue=True)
             raise Unavailable(

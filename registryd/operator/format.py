@@ -14,7 +14,6 @@ from aio_pika.abc import (
     HeadersType,
 )
 
-from registryd.amqp.consumer import ERROR_HEADER
 from registryd.client import Resync, SubscriptionItem
 from registryd.models import (
     ConfiguredOn,
@@ -28,6 +27,7 @@ from registryd.operator.common import (
     _DROPPED_PREFIXES,
     _REASON_SHOWN,
 )
+from registryd.protocol import ERROR_HEADER
 from registryd.subscription import routing_key_of
 
 

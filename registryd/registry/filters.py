@@ -31,6 +31,15 @@ class WorkerFilter:
         return self.masterid is not None or self.builderid is not None
 
     @property
+    def store_picks_all(self) -> bool:
+        """Whether every worker the store picks for ``masterid`` is listed.
+
+        True when no filter but ``masterid`` is given: the store picks all workers, or
+        those with pairs on that master.
+        """
+        return self.builderid is None and self.paused is None and self.graceful is None
+
+    @property
     def empty(self) -> bool:
         """Whether every worker is listed unchanged."""
         return not self.by_pair and self.paused is None and self.graceful is None

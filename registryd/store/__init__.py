@@ -1,6 +1,6 @@
 """Redis: key names, Lua scripts and the store that runs them."""
 
 from registryd.store.keys import Keys
-from registryd.store.redis import DUPLICATE, RedisStore, StoreSettings
+from registryd.store.redis import RedisStore, RelayStore, StoreSettings
 
-__all__ = ["DUPLICATE", "Keys", "RedisStore", "StoreSettings"]
+__all__ = ["Keys", "RedisStore", "RelayStore", "StoreSettings"]

@@ -3,14 +3,35 @@
 All keys share the hash tag ``{<prefix>}`` so that one registry lives in one Redis
 Cluster slot and every Lua script may touch all of it atomically. The scripts get the
 fixed keys and the prefixes of the per-entity keys as ``KEYS`` in the order of
-:meth:`Keys.script_keys`; ``scripts/_lib.lua`` names them in the same order.
+:data:`SCRIPT_KEYS`, which also names them for Lua: the scripts' prelude of
+``local K_EPOCH = KEYS[1]`` lines is generated from it (:mod:`registryd.store.lua`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Keys"]
+__all__ = ["SCRIPT_KEYS", "Keys"]
+
+#: The Lua name of each ``KEYS`` entry and the :class:`Keys` attribute it holds, in order.
+SCRIPT_KEYS: tuple[tuple[str, str], ...] = (
+    ("K_EPOCH", "epoch"),
+    ("K_REV", "revision"),
+    ("K_CHANGES", "changes"),
+    ("K_NEXTID", "next_worker_id"),
+    ("K_NAMES", "names"),
+    ("K_WORKERS", "workers"),
+    ("K_MASTERS", "masters"),
+    ("K_LEASES", "leases"),
+    ("K_RESET", "reset"),
+    ("K_CURSOR", "relay_cursor"),
+    ("K_RELAY_LOCK", "relay_lock"),
+    ("P_WORKER", "worker_prefix"),
+    ("P_MASTER", "master_prefix"),
+    ("P_CFG", "configured_prefix"),
+    ("P_CONN", "connected_prefix"),
+    ("P_MSG", "message_prefix"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +67,7 @@ class Keys:
 
     @property
     def names(self) -> str:
-        """Hash: worker name to worker id."""
+        """Hash: worker name, as its JSON string, to worker id."""
         return f"{self.base}:names"
 
     @property
@@ -113,25 +134,8 @@ class Keys:
         return f"{self.message_prefix}{message_id}"
 
     def script_keys(self) -> list[str]:
-        """``KEYS`` of every Lua script, in the order ``_lib.lua`` expects."""
-        return [
-            self.epoch,
-            self.revision,
-            self.changes,
-            self.next_worker_id,
-            self.names,
-            self.workers,
-            self.masters,
-            self.leases,
-            self.reset,
-            self.relay_cursor,
-            self.worker_prefix,
-            self.master_prefix,
-            self.configured_prefix,
-            self.connected_prefix,
-            self.message_prefix,
-            self.relay_lock,
-        ]
+        """``KEYS`` of every Lua script, in the order of :data:`SCRIPT_KEYS`."""
+        return [getattr(self, attribute) for _, attribute in SCRIPT_KEYS]
 
     def pattern(self) -> str:
         """A SCAN pattern matching every key of this registry (for clean-up in tests)."""

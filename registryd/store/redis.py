@@ -1,9 +1,10 @@
 """The Redis store: the only module that talks to Redis.
 
-Every write is one Lua script (``scripts/*.lua``, each prefixed by ``_lib.lua``) that
-checks, changes the state, bumps the revision and appends its change records to the
-change log in one atomic step. Reads are one script call each, so a listing of any size
-is one round trip and one consistent snapshot.
+Every write is one Lua script (:mod:`registryd.store.lua`) that checks, changes the
+state, bumps the revision and appends its change records to the change log in one
+atomic step. Reads are one script call each, so a listing of any size is one round trip
+and one consistent snapshot. :class:`RedisStore` implements :class:`registryd.ports.Store`
+and :class:`RelayStore` implements :class:`registryd.ports.RelayLog`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, Final
 
 from pydantic import TypeAdapter
@@ -24,73 +24,29 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from registryd.errors import Internal, NotFound, RegistryError, ResyncRequired, Unavailable
-from registryd.models import (
-    ChangesPage,
-    DeconfigureAllWorkersForMaster,
-    FindWorkerId,
-    Master,
-    MasterHeartbeat,
-    MasterStopped,
-    Operation,
-    SetWorkerGraceful,
-    SetWorkerPaused,
-    Worker,
-    WorkerConfigured,
-    WorkerConnected,
-    WorkerDisconnected,
+from registryd.errors import (
+    EpochMissing,
+    Internal,
+    NotFound,
+    RegistryError,
+    ResyncRequired,
+    Unavailable,
 )
-from registryd.models.types import canonical_json
+from registryd.models import ChangesPage, FindWorkerId, Master, Operation, Worker
+from registryd.ports import DUPLICATE, Applied, LoggedChange, RelayClaim
 from registryd.store.keys import Keys
+from registryd.store.lua import SOURCES, script_for, write_args
 
-__all__ = ["DUPLICATE", "LoggedChange", "RedisStore", "RelayClaim", "RelayStore", "StoreSettings"]
-
-#: What a write returns when its ``message_id`` was already applied.
-DUPLICATE: Final = -1
+__all__ = ["RedisStore", "RelayStore", "StoreSettings", "redis_errors"]
 
 #: What a lost or slow Redis raises; the store turns it into ``Unavailable``.
 _BACKEND_DOWN = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
+#: What a write script returns for an already-seen ``message_id`` (``_lib.lua``).
+_LUA_DUPLICATE: Final = -1
 _WORKERS = TypeAdapter(list[Worker])
 _MASTERS = TypeAdapter(list[Master])
 _CHANGES = TypeAdapter(ChangesPage)
-_SCRIPT_NAMES = (
-    "init_epoch",
-    "find_worker_id",
-    "worker_connected",
-    "worker_disconnected",
-    "worker_configured",
-    "deconfigure_master",
-    "set_worker_state",
-    "master_heartbeat",
-    "master_stopped",
-    "expire_masters",
-    "read_workers",
-    "read_masters",
-    "read_changes",
-    "relay_claim",
-    "relay_advance",
-    "relay_release",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class LoggedChange:
-    """One change-log entry as the relay publishes it."""
-
-    revision: int
-    routing_key: str
-    body: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class RelayClaim:
-    """What the relay learns when it claims its role: one consistent snapshot."""
-
-    held: bool
-    epoch: str
-    cursor: int
-    pending_reset: str | None
-    changes: list[LoggedChange]
+_SCRIPT_TRAILER = re.compile(r"\s*script: \w+, on @user_script:\d+\.$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,24 +56,6 @@ class StoreSettings:
     master_lease_ms: int = 60_000
     retain_changes: int = 100_000
     message_memory_ms: int = 600_000
-
-
-def _load_sources() -> dict[str, str]:
-    folder = resources.files("registryd.store") / "scripts"
-    lib = (folder / "_lib.lua").read_text(encoding="utf-8")
-    return {
-        name: lib + (folder / f"{name}.lua").read_text(encoding="utf-8") for name in _SCRIPT_NAMES
-    }
-
-
-_SOURCES: Final = _load_sources()
-
-
-def _json_text(value: str | None) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
-_SCRIPT_TRAILER = re.compile(r"\s*script: \w+, on @user_script:\d+\.$")
 
 
 def _error_from(exc: ResponseError) -> RegistryError:
@@ -140,48 +78,15 @@ def redis_errors() -> Iterator[None]:
         raise Unavailable(f"redis: {exc}") from exc
 
 
-class EpochMissing(Internal):
-    """The registry lost its epoch (Redis came back empty); a new one must be made."""
+def _applied(reply: object) -> Applied:
+    count = int(reply)  # type: ignore[call-overload]
+    return DUPLICATE if count == _LUA_DUPLICATE else count
 
 
-@dataclass(frozen=True, slots=True)
-class ScriptCall:
-    """One script invocation: which script, and its operation arguments."""
-
-    script: str
-    args: tuple[str | int, ...]
-
-
-def write_call(op: Operation, settings: StoreSettings) -> ScriptCall:  # noqa: PLR0911 - one arm per write
-    """The script call that applies one write operation."""
-    match op:
-        case WorkerConnected():
-            info = canonical_json(op.workerinfo)
-            return ScriptCall(
-                "worker_connected", (op.workerid, op.masterid, info, op.connection or "")
-            )
-        case WorkerDisconnected():
-            return ScriptCall(
-                "worker_disconnected", (op.workerid, op.masterid, op.connection or "")
-            )
-        case WorkerConfigured():
-            builders = ",".join(str(b) for b in sorted(set(op.builderids)))
-            return ScriptCall("worker_configured", (op.workerid, op.masterid, builders))
-        case DeconfigureAllWorkersForMaster():
-            return ScriptCall("deconfigure_master", (op.masterid,))
-        case SetWorkerPaused():
-            state = ("paused", int(op.paused), "reason", _json_text(op.pause_reason))
-            return ScriptCall("set_worker_state", (op.workerid, *state))
-        case SetWorkerGraceful():
-            return ScriptCall("set_worker_state", (op.workerid, "graceful", int(op.graceful)))
-        case MasterHeartbeat():
-            name = "" if op.name is None else _json_text(op.name)
-            return ScriptCall("master_heartbeat", (op.masterid, name, settings.master_lease_ms))
-        case MasterStopped():
-            return ScriptCall("master_stopped", (op.masterid,))
-        case FindWorkerId():
-            return ScriptCall("find_worker_id", (op.name, _json_text(op.name)))
-    raise Internal(f"{op.method} is not a write")
+def _write_script(op: Operation) -> str:
+    if not op.is_write():
+        raise Internal(f"{op.method} is not a write")
+    return script_for(type(op))
 
 
 class RedisStore:
@@ -192,7 +97,7 @@ class RedisStore:
         self.keys = keys
         self.settings = settings or StoreSettings()
         self._scripts: dict[str, AsyncScript] = {
-            name: redis.register_script(source) for name, source in _SOURCES.items()
+            name: redis.register_script(source) for name, source in SOURCES.items()
         }
         self._key_list = keys.script_keys()
 
@@ -201,15 +106,23 @@ class RedisStore:
     ) -> list[str | int]:
         s = self.settings
         now = "" if now_ms is None else now_ms
-        return [s.retain_changes, message_id or "", s.message_memory_ms, now, *args]
+        header: list[str | int] = [
+            s.retain_changes,
+            message_id or "",
+            s.message_memory_ms,
+            now,
+            s.master_lease_ms,
+        ]
+        return [*header, *args]
 
-    async def _run(
+    async def run_script(
         self,
         script: str,
         *args: str | int,
         message_id: str | None = None,
         now_ms: int | None = None,
     ) -> Any:  # noqa: ANN401 - scripts return Redis replies
+        """Run one script with the common ``ARGV`` header and ``args`` after it."""
         with redis_errors():
             return await self._scripts[script](self._key_list, self._argv(args, message_id, now_ms))
 
@@ -217,7 +130,7 @@ class RedisStore:
 
     async def init_epoch(self) -> tuple[str, bool]:
         """The current epoch, making a new one if there is none; ``True`` when made now."""
-        epoch, made = await self._run("init_epoch", secrets.token_hex(16))
+        epoch, made = await self.run_script("init_epoch", secrets.token_hex(16))
         return _text(epoch), bool(made)
 
     async def state(self) -> tuple[int, str | None]:
@@ -230,14 +143,15 @@ class RedisStore:
 
     async def apply(
         self, op: Operation, message_id: str | None = None, now_ms: int | None = None
-    ) -> int:
+    ) -> Applied:
         """Apply one write; the number of changes it logged, or :data:`DUPLICATE`."""
-        call = write_call(op, self.settings)
-        return int(await self._run(call.script, *call.args, message_id=message_id, now_ms=now_ms))
+        script = _write_script(op)
+        reply = await self.run_script(script, *write_args(op), message_id=message_id, now_ms=now_ms)
+        return _applied(reply)
 
     async def apply_many(
         self, ops: Sequence[tuple[Operation, str | None]]
-    ) -> list[int | RegistryError]:
+    ) -> list[Applied | RegistryError]:
         """Apply writes in order in one round trip; each result as :meth:`apply`'s or its error.
 
         Each write is still its own atomic script; a failed one does not stop the rest.
@@ -251,16 +165,14 @@ class RedisStore:
         if missing is not None:
             await self.load_scripts()
             replies = replies[:missing] + await self._pipeline(ops[missing:])
-        return [_error_from(r) if isinstance(r, ResponseError) else int(r) for r in replies]
+        return [_error_from(r) if isinstance(r, ResponseError) else _applied(r) for r in replies]
 
     async def _pipeline(self, ops: Sequence[tuple[Operation, str | None]]) -> list[Any]:
         pipe = self.redis.pipeline(transaction=False)
         for op, message_id in ops:
-            call = write_call(op, self.settings)
-            argv = self._argv(call.args, message_id, None)
-            pipe.evalsha(
-                self._scripts[call.script].sha, len(self._key_list), *self._key_list, *argv
-            )
+            sha = self._scripts[_write_script(op)].sha
+            argv = self._argv(write_args(op), message_id, None)
+            pipe.evalsha(sha, len(self._key_list), *self._key_list, *argv)
         with redis_errors():
             replies: list[Any] = await pipe.execute(raise_on_error=False)
         return replies
@@ -268,57 +180,64 @@ class RedisStore:
     async def load_scripts(self) -> None:
         """Load every script into Redis's script cache (at start, and after a restart)."""
         pipe = self.redis.pipeline(transaction=False)
-        for source in _SOURCES.values():
+        for source in SOURCES.values():
             pipe.script_load(source)
         with redis_errors():
             await pipe.execute()
 
     async def find_worker_id(self, name: str) -> int:
         """``findWorkerId``: the id of ``name``, creating the worker when it is new."""
-        call = write_call(FindWorkerId(name=name), self.settings)
-        return int(await self._run(call.script, *call.args))
+        op = FindWorkerId(name=name)
+        return int(await self.run_script(_write_script(op), *write_args(op)))
 
     async def expire_masters(self, now_ms: int | None = None, limit: int = 100) -> list[int]:
         """Expire every master whose lease ended; each exactly once across processes."""
-        ids = await self._run("expire_masters", limit, now_ms=now_ms)
+        ids = await self.run_script("expire_masters", limit, now_ms=now_ms)
         return [int(i) for i in ids]
 
     # Reads -------------------------------------------------------------------------------
 
-    async def read_worker_docs(self, masterid: int | None = None) -> list[bytes]:
-        """The JSON documents of every worker (or those with pairs on ``masterid``), by id."""
-        mode: tuple[str | int, ...] = ("all",) if masterid is None else ("master", masterid)
-        docs: list[bytes] = await self._run("read_workers", *mode)
+    async def read_worker_docs(
+        self, masterid: int | None = None, after: int = 0, limit: int | None = None
+    ) -> list[bytes]:
+        """Worker JSON documents with ids above ``after`` (those with pairs on ``masterid``).
+
+        At most ``limit`` of them (all when ``None``), by ascending id, one snapshot.
+        """
+        page = (after, "" if limit is None else limit)
+        mode = ("all", *page) if masterid is None else ("master", masterid, *page)
+        docs: list[bytes] = await self.run_script("read_workers", *mode)
         return docs
 
     async def read_worker_doc(self, workerid: int) -> bytes | None:
         """One worker's JSON document, or ``None``."""
-        docs: list[bytes] = await self._run("read_workers", "ids", workerid)
+        docs: list[bytes] = await self.run_script("read_workers", "ids", workerid)
         return docs[0] if docs else None
 
     async def read_workers(self, masterid: int | None = None) -> list[Worker]:
-        """Every worker (or those with pairs on ``masterid``), unfiltered, by id."""
-        return _parse_docs(await self.read_worker_docs(masterid))
+        """Every worker (or those with pairs on ``masterid``), unfiltered, as models."""
+        docs = await self.read_worker_docs(masterid)
+        return _WORKERS.validate_json(b"[" + b",".join(docs) + b"]")
 
     async def read_worker(self, workerid: int) -> Worker | None:
-        """One worker by id, unfiltered."""
+        """One worker by id, unfiltered, as a model."""
         doc = await self.read_worker_doc(workerid)
         return None if doc is None else Worker.model_validate_json(doc)
 
     async def worker_id_of(self, name: str) -> int | None:
         """The id of a name, without creating it."""
         with redis_errors():
-            found = await self.redis.hget(self.keys.names, name)
+            found = await self.redis.hget(self.keys.names, json.dumps(name, ensure_ascii=False))
         return None if found is None else int(found)
 
     async def read_masters(self) -> list[Master]:
         """``getMasters``."""
-        docs = await self._run("read_masters")
+        docs = await self.run_script("read_masters")
         return _MASTERS.validate_json(b"[" + b",".join(docs) + b"]")
 
     async def read_changes(self, since: int, limit: int) -> ChangesPage:
         """``getChanges``: the change records after ``since``, or :class:`ResyncRequired`."""
-        current, oldest, *bodies = await self._run("read_changes", since, limit)
+        current, oldest, *bodies = await self.run_script("read_changes", since, limit)
         if since < current and (oldest == 0 or since + 1 < oldest):
             raise ResyncRequired(
                 f"changes after revision {since} are no longer retained (oldest kept: "
@@ -333,20 +252,16 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _parse_docs(docs: list[bytes]) -> list[Worker]:
-    return _WORKERS.validate_json(b"[" + b",".join(docs) + b"]")
-
-
 class RelayStore:
-    """The relay's view of the change log: one process at a time publishes it, in order."""
+    """The relay's view of the change log in Redis (:class:`registryd.ports.RelayLog`)."""
 
-    def __init__(self, store: RedisStore, token: str) -> None:
+    def __init__(self, store: RedisStore, token: str | None = None) -> None:
         self.store = store
-        self.token = token
+        self.token = token or secrets.token_hex(8)
 
     async def claim(self, lock_ms: int, count: int) -> RelayClaim:
         """Take or keep the role for ``lock_ms``; the epoch, cursor, reset and what follows."""
-        reply = await self.store._run("relay_claim", self.token, lock_ms, count)
+        reply = await self.store.run_script("relay_claim", self.token, lock_ms, count)
         held, epoch, cursor, reset, *rest = reply
         changes = [
             LoggedChange(int(rest[i]), _text(rest[i + 1]), rest[i + 2])
@@ -364,8 +279,9 @@ class RelayStore:
     async def advance(self, epoch: str, revision: int | None, reset: str | None) -> bool:
         """Record what was published; ``False`` if the role or the epoch changed meanwhile."""
         rev = "" if revision is None else revision
-        return bool(await self.store._run("relay_advance", self.token, epoch, rev, reset or ""))
+        reply = await self.store.run_script("relay_advance", self.token, epoch, rev, reset or "")
+        return bool(reply)
 
     async def release(self) -> None:
         """Give the role up so another process can take it at once."""
-        await self.store._run("relay_release", self.token)
+        await self.store.run_script("relay_release", self.token)

@@ -1,23 +1,21 @@
--- Shared prelude of every registryd script: it is prepended to each script's body.
+-- Shared helpers of every registryd script; registryd/store/lua.py puts a generated
+-- prelude before them (K_*/P_* names for KEYS, worker_key/master_key for routing keys)
+-- and the script's own body after them.
 --
--- KEYS (built by registryd/store/keys.py, Keys.script_keys, in this order):
---   1 epoch  2 rev  3 changes  4 nextid  5 names  6 workers  7 masters  8 leases
---   9 reset  10 relay cursor  11 worker hash prefix  12 master hash prefix
---   13 per-master configured-set prefix  14 per-master connected-set prefix
---   15 message-id marker prefix  16 relay lock
 -- ARGV (common header, set by registryd/store/redis.py):
 --   1 change-log retention (entries kept at least)  2 message_id or ''
 --   3 message_id memory in ms  4 now in ms or '' (then Redis TIME is used)
---   5.. the operation's own arguments, documented in each script.
+--   5 master lease in ms
+--   6.. the operation's own arguments (A[1], A[2], ...), documented in each script. A
+--   write gets its model's fields in order: ids as decimal strings, flags '1'/'0', text
+--   as a JSON string or 'null', objects as canonical JSON, id lists comma-separated.
 -- Ids travel as canonical decimal strings and stay strings here, so that large ids
 -- never pass through Lua's number formatting.
-local K_EPOCH, K_REV, K_CHANGES, K_NEXTID, K_NAMES, K_WORKERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local K_MASTERS, K_LEASES, K_RESET, K_CURSOR = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local P_WORKER, P_MASTER, P_CFG, P_CONN, P_MSG = KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15]
-local K_RELAY_LOCK = KEYS[16]
-local RETAIN, MSGID, MSG_TTL, NOW_ARG = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local RETAIN, MSGID, MSG_TTL, NOW_ARG, LEASE_MS = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local A = {}
-for i = 5, #ARGV do A[#A + 1] = ARGV[i] end
+for i = 6, #ARGV do A[#A + 1] = ARGV[i] end
+-- What a write returns for an already-seen message_id (registryd.ports.DUPLICATE).
+local DUPLICATE = -1
 
 local function num_less(a, b) return tonumber(a) < tonumber(b) end
 
@@ -46,6 +44,16 @@ local function remember_message()
   if MSGID ~= '' then redis.call('SET', P_MSG .. MSGID, '1', 'PX', MSG_TTL) end
 end
 
+-- Runs a write's body once: needs the epoch, skips a seen message_id, remembers it after.
+-- body returns the number of changes it logged; so does write, or DUPLICATE.
+local function write(body)
+  require_epoch()
+  if seen_message() then return DUPLICATE end
+  local changed = body()
+  remember_message()
+  return changed
+end
+
 -- "a,b,c" <-> {"a","b","c"}
 local function split(s)
   local out = {}
@@ -64,6 +72,15 @@ local function pair_less(a, b)
 end
 
 local function pair_master(p) return string.match(p, '^(%d+):') end
+
+-- The pairs of cfg that are not on master mid.
+local function without_master(cfg, mid)
+  local kept = {}
+  for _, p in ipairs(cfg) do
+    if pair_master(p) ~= mid then kept[#kept + 1] = p end
+  end
+  return kept
+end
 
 local function iso_utc(ms)
   -- Howard Hinnant's civil_from_days: Redis Lua has no os.date.
@@ -141,7 +158,7 @@ end
 -- Saves the worker and logs one change for it; masterid is a decimal string or nil.
 local function commit_worker(w, event, masterid)
   local doc = save_worker(w)
-  append_change('workers.' .. w.id .. '.' .. event,
+  append_change(worker_key(w.id, event),
     '"event":"' .. event .. '","workerid":' .. w.id .. ',"masterid":' .. (masterid or 'null')
     .. ',"worker":' .. doc .. '}')
 end
@@ -156,7 +173,7 @@ local function render_master(id)
 end
 
 local function commit_master(id, event)
-  append_change('masters.' .. id .. '.' .. event,
+  append_change(master_key(id, event),
     '"event":"' .. event .. '","masterid":' .. id .. ',"master":' .. render_master(id) .. '}')
 end
 
@@ -173,10 +190,7 @@ local function drop_master_from_workers(mid)
       local was_connected = false
       local at = index_of(w.conn, mid)
       if at then table.remove(w.conn, at); was_connected = true end
-      local kept = {}
-      for _, p in ipairs(w.cfg) do
-        if pair_master(p) ~= mid then kept[#kept + 1] = p end
-      end
+      local kept = without_master(w.cfg, mid)
       redis.call('HDEL', w.key, 'c:' .. mid)
       if was_connected or #kept ~= #w.cfg then
         w.cfg = kept
@@ -186,6 +200,21 @@ local function drop_master_from_workers(mid)
     end
   end
   redis.call('DEL', P_CONN .. mid, P_CFG .. mid)
+  return changed
+end
+
+-- Stores the given state fields (paused, reason, graceful) of worker id as given and
+-- logs 'state_updated' when one of them changed; returns the number of changes.
+local function set_worker_state(id, fields)
+  local w = must_load_worker(id)
+  local changed = 0
+  for field, value in pairs(fields) do
+    if w[field] ~= value then
+      w[field] = value
+      changed = 1
+    end
+  end
+  if changed == 1 then commit_worker(w, 'state_updated', nil) end
   return changed
 end
 
@@ -199,4 +228,3 @@ local function deactivate_master(mid)
   return was_active
 end
 
--- Script body --------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 -- Makes a new epoch when the registry has none (first start, or Redis came back empty).
--- ARGV: 5 the new epoch id to use.
+-- ARGV: 6 the new epoch id to use.
 -- Returns {epoch, 1} when it made A[1] the epoch, {epoch, 0} when one existed.
 local current = redis.call('GET', K_EPOCH)
 if current then return {current, 0} end

@@ -1,5 +1,5 @@
 -- getChanges: the change-log entries after a revision, as one consistent snapshot.
--- ARGV: 5 since (revision, >= 0)  6 limit.
+-- ARGV: 6 since (revision, >= 0)  7 limit.
 -- Returns {current revision, oldest retained revision or 0, body...}.
 local current = tonumber(redis.call('GET', K_REV) or '0')
 local out = {current, 0}

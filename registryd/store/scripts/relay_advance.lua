@@ -1,6 +1,6 @@
 -- Records what the relay has published, if it still holds the role in the same epoch.
--- ARGV: 5 token  6 epoch the batch belongs to  7 last revision published ('' = none)
---   8 reset epoch whose notification was published ('' = none).
+-- ARGV: 6 token  7 epoch the batch belongs to  8 last revision published ('' = none)
+--   9 reset epoch whose notification was published ('' = none).
 -- Returns 1 when recorded, 0 when the role or the epoch changed meanwhile.
 if redis.call('GET', K_RELAY_LOCK) ~= A[1] or (redis.call('GET', K_EPOCH) or '') ~= A[2] then
   return 0

@@ -1,7 +1,7 @@
 -- Claims or keeps the relay role (one process publishes notifications at a time) and,
 -- in the same atomic step, reads what there is to publish, so that the entries read
 -- always belong to the epoch returned, and a pending reset is seen before them.
--- ARGV: 5 this process's token  6 lock time in ms  7 the most entries to read.
+-- ARGV: 6 this process's token  7 lock time in ms  8 the most entries to read.
 -- Returns {1 if this process holds the role, the epoch or '', the relay cursor, the
 -- pending reset epoch or '', then per entry after the cursor: revision, routing key, body}.
 local holder = redis.call('GET', K_RELAY_LOCK)

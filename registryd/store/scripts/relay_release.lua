@@ -1,5 +1,5 @@
 -- Gives up the relay role, if this process holds it.
--- ARGV: 5 token.
+-- ARGV: 6 token.
 -- Returns 1 when released.
 if redis.call('GET', K_RELAY_LOCK) == A[1] then
   redis.call('DEL', K_RELAY_LOCK)

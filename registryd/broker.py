@@ -1,12 +1,24 @@
-"""Copying a delivered message into a new one, for the dead queue and for replays."""
+"""aio-pika helpers shared by the daemon, the client and the operator commands.
+
+- :data:`BROKER_ERRORS`: what aio-pika and aiormq raise when RabbitMQ is lost or
+  refuses. Channel state errors are ``RuntimeError`` subclasses in aio-pika and socket
+  errors are ``OSError``: neither is an ``AMQPError``, so catching that alone misses them.
+- :func:`copy_message`: a delivered message copied into a new one, for the dead queue
+  and for replays.
+"""
 
 from __future__ import annotations
+
+from typing import Final
 
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractIncomingMessage, HeadersType
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
-__all__ = ["copy_message"]
+__all__ = ["BROKER_ERRORS", "copy_message"]
+
+BROKER_ERRORS: Final = (AMQPError, ChannelInvalidStateError, OSError)
 
 
 class _Copy(aio_pika.Message):
