@@ -67,7 +67,7 @@ class Keys:
 
     @property
     def names(self) -> str:
-        """Hash: worker name, as its JSON string, to worker id."""
+        """Hash: worker name to worker id."""
         return f"{self.base}:names"
 
     @property

@@ -9,7 +9,6 @@ and :class:`RelayStore` implements :class:`registryd.ports.RelayLog`.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from collections.abc import Iterator, Sequence
@@ -227,7 +226,7 @@ class RedisStore:
     async def worker_id_of(self, name: str) -> int | None:
         """The id of a name, without creating it."""
         with redis_errors():
-            found = await self.redis.hget(self.keys.names, json.dumps(name, ensure_ascii=False))
+            found = await self.redis.hget(self.keys.names, name)
         return None if found is None else int(found)
 
     async def read_masters(self) -> list[Master]:

@@ -1,13 +1,15 @@
 -- findWorkerId: the id of a name, creating the worker when the name is new.
--- ARGV: 6 name as a JSON string (the key of the names hash, and the record's name).
+-- ARGV: 6 name as a JSON string (the record's name; the names hash is keyed by the
+--   decoded name, which has no control characters to escape).
 -- Returns the id.
 require_epoch()
-local id = redis.call('HGET', K_NAMES, A[1])
+local name = cjson.decode(A[1])
+local id = redis.call('HGET', K_NAMES, name)
 if id then return id end
 id = string.format('%d', redis.call('INCR', K_NEXTID))
 local w = {id = id, key = P_WORKER .. id, name = A[1], info = '{}', paused = '0',
            reason = 'null', graceful = '0', conn = {}, cfg = {}}
-redis.call('HSET', K_NAMES, A[1], id)
+redis.call('HSET', K_NAMES, name, id)
 redis.call('ZADD', K_WORKERS, id, id)
 commit_worker(w, 'new', nil)
 return id
