@@ -46,6 +46,8 @@ __all__ = [
 
 #: The largest ``getWorkers`` page (``limit``).
 MAX_PAGE = 10_000
+#: ``getChanges``'s page when no ``limit`` is given.
+CHANGES_PAGE = 100
 
 #: Who may send a write when authorization is on: the master it names, or any master.
 AuthScope = Literal["read", "masterid", "any_master"]
@@ -206,7 +208,13 @@ class GetChanges(Operation):
 
     method = "getChanges"
     since: int = Field(strict=True, ge=0)
-    limit: int = Field(default=100, strict=True, ge=1, le=1000)
+    limit: int = Field(default=CHANGES_PAGE, strict=True, ge=1, le=1000)
+
+    @field_validator("limit", mode="before")
+    @classmethod
+    def _null_is_not_given(cls, value: object) -> object:
+        """An explicit ``null`` means "not given", as for every optional param."""
+        return CHANGES_PAGE if value is None else value
 
 
 _ALL: tuple[type[Operation], ...] = (
