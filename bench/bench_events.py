@@ -20,10 +20,11 @@ import uuid
 import aio_pika
 from redis.asyncio import Redis
 
-from registryd.amqp.topology import Names, declare, delete_topology
+from registryd.amqp.topology import declare, delete_topology
 from registryd.config import Settings
 from registryd.daemon import Daemon
 from registryd.logs import configure_logging
+from registryd.protocol import Names
 from registryd.store import Keys
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"

@@ -22,12 +22,13 @@ from collections.abc import Awaitable, Callable
 import aio_pika
 from redis.asyncio import Redis
 
-from registryd.amqp.topology import Names, delete_topology
+from registryd.amqp.topology import delete_topology
 from registryd.client import RegistryClient
 from registryd.config import Settings
 from registryd.daemon import Daemon
 from registryd.logs import configure_logging
 from registryd.models import GetWorkers, Operation, WorkerConfigured, WorkerConnected
+from registryd.protocol import Names
 from registryd.service import Registry
 from registryd.store import Keys, RedisStore
 
@@ -66,13 +67,14 @@ async def main(count: int, rounds: int) -> None:
     configure_logging("console", "warning")
     redis = Redis()
     keys = Keys(f"bench-{uuid.uuid4().hex[:8]}")
-    registry = Registry(RedisStore(redis, keys))
+    store = RedisStore(redis, keys)
+    registry = Registry(store)
     await registry.start()
     floor_keys = [f"{keys.base}:floor:{i}" for i in range(count)]
     try:
         print(f"populating {count} workers under {keys.base} ...")
         await _populate(registry, count)
-        doc = json.dumps((await registry.store.read_workers())[0].model_dump())
+        doc = json.dumps((await store.read_workers())[0].model_dump())
         for start in range(0, count, 1000):
             await redis.mset(dict.fromkeys(floor_keys[start : start + 1000], doc))
 
@@ -80,7 +82,7 @@ async def main(count: int, rounds: int) -> None:
             return await redis.mget(floor_keys)
 
         async def read_docs() -> object:
-            return await registry.store.read_worker_docs()
+            return await store.read_worker_docs()
 
         def reply(op: GetWorkers) -> Callable[[], Awaitable[object]]:
             return lambda: registry.execute_json(op)
