@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import uuid
 from collections.abc import Sequence
 from types import TracebackType
@@ -130,16 +131,21 @@ class RegistryClient:
     @classmethod
     async def connect(
         cls,
-        url: str = DEFAULT_URL,
-        prefix: str = DEFAULT_PREFIX,
+        url: str | None = None,
+        prefix: str | None = None,
         *,
         timeout: float = 10.0,  # noqa: ASYNC109 - also the default of every later call
     ) -> RegistryClient:
         """Connect to RabbitMQ at ``url``; ``timeout`` bounds this and is every call's default.
 
-        Raises :class:`~registryd.errors.Unavailable` when the broker cannot be reached.
+        ``url`` and ``prefix`` not given are read as the daemon reads them:
+        ``REGISTRYD_AMQP_URL`` and ``REGISTRYD_PREFIX``, else the daemon's defaults
+        (:data:`DEFAULT_URL`, ``registry``). Raises :class:`~registryd.errors.Unavailable`
+        when the broker cannot be reached.
         """
         _check_timeout(timeout)
+        url = url or os.environ.get("REGISTRYD_AMQP_URL") or DEFAULT_URL
+        prefix = prefix or os.environ.get("REGISTRYD_PREFIX") or DEFAULT_PREFIX
         where = URL(url).with_password(None)
         connection: AbstractConnection | None = None
         try:
