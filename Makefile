@@ -1,6 +1,7 @@
 # `make all` is what CI runs: format check, lint, type check, tests.
 PY ?= .venv/bin/python
 VENV_STAMP := .venv/.installed
+RUN_STAMP := .venv/.runtime
 
 .PHONY: all install test lint fmt typecheck run demo bench compose-check systemd-check clean
 
@@ -10,7 +11,16 @@ $(VENV_STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
-	touch $(VENV_STAMP)
+	touch $(VENV_STAMP) $(RUN_STAMP)
+
+# What running needs and nothing more (no dev tools): `make demo` on a fresh clone; an
+# up-to-date dev install has it all already. -qq: errors only (no build-backend banners,
+# no notes about the machine's pip configuration).
+$(RUN_STAMP): pyproject.toml
+	@if [ $(VENV_STAMP) -nt pyproject.toml ]; then touch $(RUN_STAMP); exit 0; fi; \
+	test -x $(PY) || { echo "[make] creating .venv"; python3 -m venv .venv; }; \
+	echo "[make] installing registryd and its runtime dependencies into .venv"; \
+	$(PY) -m pip install -qq --disable-pip-version-check -e . && touch $(RUN_STAMP)
 
 install: $(VENV_STAMP)
 
@@ -33,16 +43,23 @@ typecheck: $(VENV_STAMP)
 run: $(VENV_STAMP)
 	.venv/bin/registryd serve
 
-# Starts a daemon in the background, runs the demo against it, stops it (scripts/demo.sh).
-demo: $(VENV_STAMP)
-	bash scripts/demo.sh
+# Starts a daemon in the background, runs the demo against it, stops it, deletes what it
+# made (scripts/demo.sh). Installs the runtime only: the dev tools come with `make test`.
+demo: $(RUN_STAMP)
+	@bash scripts/demo.sh
 
+# One run: every path beside its floor, 1,000 to 100,000 workers (bench/suite.py).
 bench: $(VENV_STAMP)
-	$(PY) bench/bench_get_workers.py
-	$(PY) bench/bench_events.py
+	$(PY) -m bench.suite
+
+# 1,000 and 10,000 workers, few repetitions (about two minutes): what CI runs.
+.PHONY: bench-quick
+bench-quick: $(VENV_STAMP)
+	$(PY) -m bench.suite --quick
 
 compose-check: $(VENV_STAMP)
 	.venv/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	.venv/bin/hadolint Dockerfile && echo "Dockerfile: ok"
 
 systemd-check: $(VENV_STAMP)
 	bash scripts/check-systemd.sh

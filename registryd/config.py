@@ -3,31 +3,62 @@
 The environment wins over the file. TOML keys mirror the variables in sections
 (``amqp.url`` is ``REGISTRYD_AMQP_URL``; ``masters.lease`` is ``REGISTRYD_MASTER_LEASE``).
 Building runtime objects from these values is the daemon's job, not this module's.
+
+:func:`load_settings` reads the file and the environment itself, so that an error names
+what the user wrote (``masters.lease = "abc" in x.toml``, ``REGISTRYD_MASTER_LEASE='abc'``,
+``--prefix 'a b'``) rather than a field of this module. :func:`unknown_variables` names
+the ``REGISTRYD_*`` variables that are no setting (a typo is otherwise silently ignored).
 """
 
 from __future__ import annotations
 
+import difflib
+import json
+import os
+import re
 import tomllib
 from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from registryd.errors import ConfigError
-from registryd.models.validation import describe
 
-__all__ = ["Settings", "load_settings"]
+__all__ = [
+    "ENV_PREFIX",
+    "Settings",
+    "env_variable",
+    "load_settings",
+    "toml_key",
+    "unknown_variables",
+]
 
-#: TOML ``section.key`` to the setting it fills, where the name is not ``section_key``.
-_RENAMED = {"masters.lease": "master_lease"}
+#: Every variable of a setting starts with this.
+ENV_PREFIX: Final = "REGISTRYD_"
+#: Variables of that prefix that are not settings: the CLI's ``--config``, and the test
+#: suite's own (``REGISTRYD_TEST_*``).
+_NOT_SETTINGS: Final = frozenset({"REGISTRYD_CONFIG"})
+_TEST_VARIABLES: Final = "REGISTRYD_TEST_"
+#: TOML ``section.key`` of the settings whose name is not ``section_key``.
+_RENAMED: Final = {"master_lease": "masters.lease"}
+#: Settings given as JSON in the environment (a TOML table in the file).
+_JSON_SETTINGS: Final = frozenset({"auth_masters"})
+_URL_SCHEMES: Final = {"amqp_url": ("amqp", "amqps"), "redis_url": ("redis", "rediss", "unix")}
+_PASSWORD: Final = re.compile(r"(?<=:)[^:@/]*(?=@)")
+
+#: False while :func:`load_settings` builds settings from values it read itself.
+_READ_ENVIRONMENT: ContextVar[bool] = ContextVar("registryd_read_environment", default=True)
 
 
 class Settings(BaseSettings):
     """Every setting of the daemon and the operator commands, with its default."""
 
-    model_config = SettingsConfigDict(env_prefix="REGISTRYD_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
 
     prefix: str = Field("registry", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
@@ -62,6 +93,23 @@ class Settings(BaseSettings):
             raise ValueError("master ids must be positive integers")
         return value
 
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        """``DEBUG``, ``Info`` and ``JSON`` are what people type: names are case-blind."""
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("amqp_url", "redis_url")
+    @classmethod
+    def _known_scheme(cls, value: str, info: ValidationInfo) -> str:
+        schemes = _URL_SCHEMES[str(info.field_name)]
+        scheme = urlsplit(value).scheme.lower()
+        if scheme not in schemes:
+            wanted = " or ".join(f"{s}://" for s in schemes)
+            got = f"{scheme}://" if scheme else "no scheme"
+            raise ValueError(f"must be a URL starting {wanted}, not {got}")
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -71,30 +119,175 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Environment first, then what the caller passed (the TOML file's values)."""
+        """Environment first, then what the caller passed (the TOML file's values).
+
+        :func:`load_settings` reads the environment itself and passes it in.
+        """
+        if not _READ_ENVIRONMENT.get():
+            return (init_settings,)
         return env_settings, init_settings
 
 
+def toml_key(setting: str) -> str:
+    """The TOML key of a setting: ``amqp_url`` is ``amqp.url``, ``grace`` is ``grace``."""
+    return _RENAMED.get(setting) or setting.replace("_", ".", 1)
+
+
+def env_variable(setting: str) -> str:
+    """The variable of a setting: ``amqp_url`` is ``REGISTRYD_AMQP_URL``."""
+    return ENV_PREFIX + setting.upper()
+
+
+_BY_TOML_KEY: Final = {toml_key(name): name for name in Settings.model_fields}
+_BY_VARIABLE: Final = {env_variable(name): name for name in Settings.model_fields}
+
+
+@dataclass(frozen=True)
+class Given:
+    """A value as the user gave it, and where: for error messages."""
+
+    value: object
+    #: ``REGISTRYD_MASTER_LEASE='abc'``, ``masters.lease = "abc" in x.toml``, ``--prefix 'x'``.
+    said: str
+
+
+def _shown(setting: str, text: str) -> str:
+    """The value as it may be shown: a URL's password replaced by ``***``."""
+    return _PASSWORD.sub("***", text, count=1) if setting in _URL_SCHEMES else text
+
+
 def _flatten(data: Mapping[str, Any], path: str = "") -> dict[str, Any]:
+    """``{"amqp": {"url": x}}`` as ``{"amqp.url": x}``; ``auth.masters`` stays a table."""
     flat: dict[str, Any] = {}
     for key, value in data.items():
         dotted = f"{path}{key}"
-        if isinstance(value, Mapping) and dotted != "auth.masters":
+        if isinstance(value, Mapping) and dotted not in _BY_TOML_KEY:
             flat.update(_flatten(value, f"{dotted}."))
         else:
-            flat[_RENAMED.get(dotted, dotted.replace(".", "_"))] = value
+            flat[dotted] = value
     return flat
 
 
-def load_settings(config: Path | None = None) -> Settings:
-    """Read the TOML file (if any) under the environment; :class:`ConfigError` on bad input."""
-    file_values: dict[str, Any] = {}
-    if config is not None:
-        try:
-            file_values = _flatten(tomllib.loads(config.read_text(encoding="utf-8")))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {config}: {exc}") from None
+def _unknown_key(key: str, config: Path) -> str:
+    close = difflib.get_close_matches(key, _BY_TOML_KEY, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"{key} in {config} is not a setting{hint}"
+
+
+def _read_file(config: Path) -> dict[str, Given]:
     try:
-        return Settings(**file_values)
+        data = tomllib.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {config}: {exc}") from None
+    flat = _flatten(data)
+    unknown = [_unknown_key(key, config) for key in flat if key not in _BY_TOML_KEY]
+    if unknown:
+        raise ConfigError("invalid configuration: " + "; ".join(unknown))
+    return {
+        _BY_TOML_KEY[key]: Given(
+            value,
+            f"{key} = {_shown(_BY_TOML_KEY[key], json.dumps(value, default=str))} in {config}",
+        )
+        for key, value in flat.items()
+    }
+
+
+def _from_variable(setting: str, name: str, text: str) -> Given:
+    said = f"{name}={_shown(setting, text)!r}"
+    if setting not in _JSON_SETTINGS:
+        return Given(text, said)
+    try:
+        return Given(json.loads(text), said)
+    except ValueError as exc:
+        raise ConfigError(
+            f"invalid configuration: {said} is not valid JSON ({exc}); "
+            'expected an object like {"amqp-user": [10, 11]}'
+        ) from None
+
+
+def _read_environment(environ: Mapping[str, str]) -> dict[str, Given]:
+    """The settings among the variables (names are case-blind, as pydantic-settings has it)."""
+    given: dict[str, Given] = {}
+    for name, text in environ.items():
+        setting = _BY_VARIABLE.get(name.upper())
+        if setting is not None:
+            given[setting] = _from_variable(setting, name, text)
+    return given
+
+
+_PLAIN: Final = {
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "int_parsing": "must be a whole number",
+    "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "string_type": "must be a string",
+    "string_pattern_mismatch": "must be 1 to 100 of the characters A-Z a-z 0-9 _ . -",
+    "dict_type": "must be a table of AMQP user names to lists of master ids",
+    "list_type": "must be a list",
+}
+
+
+def _phrase(item: Mapping[str, Any]) -> str:
+    """Pydantic's verdict in the user's words (``must be a number``)."""
+    kind = str(item["type"])
+    if kind in _PLAIN:
+        return _PLAIN[kind]
+    message = str(item["msg"])
+    if kind == "value_error":
+        return message.removeprefix("Value error, ")
+    return re.sub(r"^Input should", "must", message)
+
+
+def describe_errors(error: ValidationError, said: Mapping[str, str]) -> str:
+    """One line: each bad value as the user gave it (``said``), then what it must be."""
+    parts = []
+    for item in error.errors(include_url=False):
+        setting, *inner = (str(part) for part in item["loc"])
+        where = said.get(setting, setting)
+        within = f" (at {'.'.join(inner)})" if inner else ""
+        parts.append(f"{where}{within}: {_phrase(item)}")
+    return "; ".join(parts)
+
+
+def load_settings(
+    config: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, object] | None = None,
+) -> Settings:
+    """Read the TOML file (if any), under the environment, under ``overrides``.
+
+    ``overrides`` are command-line options (``{"prefix": "x"}`` is ``--prefix x``).
+    Raises :class:`ConfigError`, one line naming each bad value as the user wrote it.
+    """
+    given = _read_file(config) if config is not None else {}
+    given |= _read_environment(os.environ if environ is None else environ)
+    for setting, value in (overrides or {}).items():
+        option = "--" + setting.replace("_", "-")
+        given[setting] = Given(value, f"{option} {_shown(setting, repr(value))}")
+    token = _READ_ENVIRONMENT.set(False)
+    try:
+        return Settings.model_validate({setting: g.value for setting, g in given.items()})
     except ValidationError as exc:
-        raise ConfigError(f"invalid configuration: {describe(exc)}") from None
+        said = {setting: g.said for setting, g in given.items()}
+        raise ConfigError(f"invalid configuration: {describe_errors(exc, said)}") from None
+    finally:
+        _READ_ENVIRONMENT.reset(token)
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for each ``REGISTRYD_*`` variable that is no setting, with a close match."""
+    environ = os.environ if environ is None else environ
+    warnings = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper.startswith(_TEST_VARIABLES):
+            continue
+        if upper in _BY_VARIABLE or upper in _NOT_SETTINGS:
+            continue
+        suffixes = [v.removeprefix(ENV_PREFIX) for v in _BY_VARIABLE]
+        close = difflib.get_close_matches(upper.removeprefix(ENV_PREFIX), suffixes, 1, 0.75)
+        hint = f"; did you mean {ENV_PREFIX}{close[0]}?" if close else ""
+        warnings.append(f"{name} is not a registryd setting and is ignored{hint}")
+    return warnings

@@ -6,6 +6,11 @@ each attempt logged); a Redis outage is ridden out inside the session (events ar
 unacked and retried, RPCs answer ``unavailable``). Nothing is acked before its commit,
 so either way nothing is lost. ``/healthz`` is 503 whenever the daemon is not consuming
 with both backends answering.
+
+Under systemd (``Type=notify``) every change of that state is told to the service
+manager: ``READY=1`` the first time it serves, a ``STATUS=`` line on each change,
+``STOPPING=1`` when asked to stop, and ``WATCHDOG=1`` from the event loop when a
+watchdog is set.
 """
 
 from __future__ import annotations
@@ -31,13 +36,15 @@ from registryd.amqp.rpc import RpcServer
 from registryd.amqp.topology import Topology, declare
 from registryd.broker import BROKER_ERRORS
 from registryd.config import Settings
+from registryd.diagnose import RefusalLog
 from registryd.errors import ConfigError, Crashed, EpochMissing, RegistryError, Unavailable
 from registryd.logs import mask
-from registryd.metrics import Health, Metrics, MetricsServer
+from registryd.metrics import CRASH_WINDOW, Health, Metrics, MetricsServer
 from registryd.protocol import Names
 from registryd.retry import forever
 from registryd.service import Registry
 from registryd.store import Keys, RedisStore, RelayStore, StoreSettings
+from registryd.systemd import Notifier
 
 __all__ = ["Daemon", "connect_amqp", "connect_redis"]
 
@@ -47,6 +54,8 @@ log = structlog.get_logger(__name__)
 _CLOSE_SECONDS = 1.0
 #: A lost or refusing backend: the session ends and the next one starts after a backoff.
 _BACKEND_ERRORS = (Unavailable, TimeoutError, *BROKER_ERRORS)
+#: Seconds between two readings of the queues' depths and the committed revision.
+BACKLOG_SECONDS = 1.0
 
 
 def connect_redis(settings: Settings, name: str = "registryd") -> Redis:
@@ -99,11 +108,18 @@ class _Session:
 class Daemon:
     """registryd's process: sessions with the backends until asked to stop."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, notifier: Notifier | None = None) -> None:
         self.settings = settings
         self.names = Names(settings.prefix)
         self.metrics = Metrics()
         self.health = Health()
+        #: systemd's notification socket (``$NOTIFY_SOCKET``; does nothing without one).
+        self.notifier = Notifier() if notifier is None else notifier
+        #: A refused login or vhost is said once, as such: retrying will not fix it.
+        self.refusals = RefusalLog(amqp_url=settings.amqp_url, redis_url=settings.redis_url)
+        self.health.watch(self._announce)
+        self._ready_told = False
+        self._crash_aged: asyncio.TimerHandle | None = None
         self.stop_requested = asyncio.Event()
         self.store_settings = StoreSettings(
             master_lease_ms=int(settings.master_lease * 1000),
@@ -115,12 +131,46 @@ class Daemon:
 
     def request_stop(self) -> None:
         """Ask :meth:`serve` to stop consuming, finish in-flight work and return."""
-        self.health.stopping = True
+        self.health.stopping = True  # tells systemd STOPPING=1
         self.stop_requested.set()
+
+    def _announce(self, state: str) -> None:
+        """Tell systemd: READY=1 the first time the daemon serves, STATUS= on every change."""
+        if state == "stopping":
+            self.notifier.stopping()
+        elif state == "serving" and not self._ready_told:
+            self._ready_told = True
+            self.notifier.ready(state)
+        else:
+            self.notifier.status(state)
+
+    def _session_failed(self, error: BaseException) -> None:
+        """A session ended: a crash is on /healthz already; anything else is the broker."""
+        self.health.consuming = False
+        self.refusals(error)
+        if not isinstance(error, Crashed):
+            self.metrics.backend_errors.labels("rabbitmq").inc()
+            self.health.fail("rabbitmq")
+
+    def _redis_failed(self, error: BaseException) -> None:
+        self.refusals(error)
+        self.health.fail("redis")
+
+    async def _watchdog(self, interval: float) -> None:
+        """WATCHDOG=1 every ``interval`` s from the event loop: a stuck loop stops them."""
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(interval)
 
     async def serve(self) -> None:
         """Run sessions until :meth:`request_stop`; a backend failure starts a new one."""
         self._start_http()
+        self.notifier.status(self.health.state())
+        watchdog = None
+        if self.notifier.watchdog_interval is not None:
+            watchdog = asyncio.create_task(
+                self._watchdog(self.notifier.watchdog_interval), name="watchdog"
+            )
         log.info(
             "registryd starting",
             version=__version__,
@@ -133,7 +183,7 @@ class Daemon:
             (*_BACKEND_ERRORS, Crashed),
             first=0.2,
             stop=self.stop_requested,
-            on_failure=lambda _: setattr(self.health, "consuming", False),
+            on_failure=self._session_failed,
         )
         try:
             async for attempt in retrying:
@@ -141,9 +191,14 @@ class Daemon:
                     if not self.stop_requested.is_set():
                         await self._run_session()
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
+            if self._crash_aged is not None:
+                self._crash_aged.cancel()
             if self._http is not None:
                 self._http.stop()
             log.info("registryd stopped")
+            self.notifier.close()
 
     def _start_http(self) -> None:
         port = self.settings.metrics_port
@@ -162,8 +217,9 @@ class Daemon:
             if not await self._wait_for_redis(session):
                 return
             await self._start_processing(session)
-            self.health.consuming = True
+            self.health.started("rabbitmq", "redis")  # both answered to get here
             log.info("serving", events=self.names.events, rpc=self.names.rpc)
+            self.refusals.forget()
             stop = asyncio.ensure_future(self.stop_requested.wait())
             lost = asyncio.ensure_future(session.lost.wait())
             watched = {stop, lost, *session.tasks}
@@ -185,13 +241,20 @@ class Daemon:
             if error is None:
                 continue
             if isinstance(error, _BACKEND_ERRORS):
+                self.health.fail("rabbitmq")
                 raise Unavailable(f"session ended: {error}") from error
             name = task.get_name() if isinstance(task, asyncio.Task) else "task"
             log.error("task crashed", task=name, exc_info=error)
             self.metrics.task_crashes.labels(name).inc()
             self.health.crash(f"{name}: {error!r}")
+            # The state changes again when the crash ages out: announce that too.
+            if self._crash_aged is not None:
+                self._crash_aged.cancel()
+            loop = asyncio.get_running_loop()
+            self._crash_aged = loop.call_later(CRASH_WINDOW, self.health.refresh)
             raise Crashed(f"task {name} crashed: {error!r}") from error
         if lost_connection:
+            self.health.fail("rabbitmq")
             raise Unavailable("session ended: broker connection lost")
 
     @contextlib.asynccontextmanager
@@ -241,14 +304,13 @@ class Daemon:
             "redis unavailable; retrying",
             Unavailable,
             stop=self.stop_requested,
-            on_failure=lambda _: self.health.failing.add("redis"),
+            on_failure=self._redis_failed,
         )
         async for attempt in retrying:
             with attempt:
                 if self.stop_requested.is_set():
                     return False
                 self._epoch = await session.registry.start()
-        self.health.failing.discard("redis")
         return True
 
     async def _start_processing(self, session: _Session) -> None:
@@ -274,6 +336,7 @@ class Daemon:
             asyncio.create_task(
                 self._expire_masters(session.registry, session.stopping), name="master-expiry"
             ),
+            asyncio.create_task(self._watch_backlog(session), name="backlog"),
         ]
         await session.consumer.start()
         assert session.consumer.task is not None
@@ -328,13 +391,35 @@ class Daemon:
                 await registry.start()
                 continue
             except RegistryError as exc:
-                self.health.failing.add("redis")
+                self.health.fail("redis")
                 self.metrics.backend_errors.labels("redis").inc()
                 log.warning("redis failed", error=exc.message)
             else:
-                self.health.failing.discard("redis")
+                self.health.recover("redis")
                 for masterid in expired:
                     log.warning("master expired: no heartbeat within the lease", masterid=masterid)
                 self.metrics.expired_masters.inc(len(expired))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), interval)
+
+    async def _watch_backlog(self, session: _Session) -> None:
+        """Read the queues' depths and the committed revision for /metrics, every second.
+
+        A passive declare answers with the count of ready messages; it runs on a
+        channel of its own, which a missing queue would close (ending the session,
+        whose start declares the queues again).
+        """
+        channel = await session.connection.channel()
+        names = self.names
+        queues = {
+            role: await channel.declare_queue(name, passive=True)
+            for role, name in (("events", names.events), ("rpc", names.rpc), ("dead", names.dead))
+        }
+        while not session.stopping.is_set():
+            for role, queue in queues.items():
+                declared = await queue.declare()
+                self.metrics.queue_messages.labels(role).set(declared.message_count or 0)
+            with contextlib.suppress(RegistryError):  # Redis down: the expiry loop says so
+                self.metrics.committed(*await session.store.state())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(session.stopping.wait(), BACKLOG_SECONDS)

@@ -1,4 +1,4 @@
-"""``registryd check``: which backends answer."""
+"""``registryd check``: which backends answer, and why one does not."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import aio_pika
 
 from registryd.config import Settings
 from registryd.daemon import connect_redis
+from registryd.diagnose import refusal
 from registryd.logs import mask
 
 __all__ = ["probe"]
@@ -26,6 +27,16 @@ async def _rabbitmq(settings: Settings) -> None:
     await connection.close()
 
 
+def _why(error: BaseException, settings: Settings) -> str:
+    """A refusal explained (with its hint), or the error's own text."""
+    found = refusal(error, amqp_url=settings.amqp_url, redis_url=settings.redis_url)
+    if found is not None:
+        return found.message
+    if isinstance(error, TimeoutError):
+        return "no answer in time"
+    return mask(str(error) or type(error).__name__)
+
+
 async def probe(settings: Settings, seconds: float = 5.0) -> list[tuple[str, str]]:
     """The services that did not answer within ``seconds``, each with the reason."""
     checks = {"rabbitmq": _rabbitmq(settings), "redis": _redis(settings)}
@@ -33,7 +44,7 @@ async def probe(settings: Settings, seconds: float = 5.0) -> list[tuple[str, str
         *(asyncio.wait_for(check, seconds) for check in checks.values()), return_exceptions=True
     )
     return [
-        (name, mask(str(result) or type(result).__name__))
+        (name, _why(result, settings))
         for name, result in zip(checks, results, strict=True)
         if isinstance(result, BaseException)
     ]

@@ -41,7 +41,8 @@ DEFAULT_PREFIX: Final = "registry"
 JSON: Final = "application/json"
 #: RabbitMQ's pseudo-queue for direct reply-to: never declared, consumed with no-ack.
 DIRECT_REPLY_TO: Final = "amq.rabbitmq.reply-to"
-#: The header of a dead-lettered event: a JSON text ``{"code", "message"}``.
+#: The header of a dead-lettered event: a JSON text ``{"code", "message", "rejected_at"}``
+#: (``rejected_at``: when registryd refused it, ISO-8601 UTC with milliseconds).
 ERROR_HEADER: Final = "x-registry-error"
 #: RabbitMQ refuses a ``user_id`` that is not the publishing connection's own user, so a
 #: dead letter carries the original one in this header instead.

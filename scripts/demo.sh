@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# `make demo`: run `registryd serve` in the background, wait until it answers, run
-# `registryd demo` against it, then stop the daemon with SIGTERM and wait for it.
-# Exits with the demo's status. The daemon's console log goes to a temporary directory.
+# `make demo`: run `registryd serve` in the background, run `registryd demo` against it
+# once it answers, stop the daemon with SIGTERM, then delete everything the demo made.
+# A progress line per step goes to stderr; the demo's own output to stdout. Exits with
+# the demo's status (see `registryd --help` for the codes). Arguments go to
+# `registryd demo` (e.g. `scripts/demo.sh --masters 3`).
 #
-# The demo uses its own prefix (REGISTRYD_PREFIX, default registry-demo) so that it never
-# touches a real registry on the same RabbitMQ and Redis, and no metrics port (a daemon
-# already running here may hold the default one).
+# Safe next to a real registry: the demo has a prefix of its own (REGISTRYD_PREFIX,
+# default registry-demo), acts as masters 9001 and up with workers demo-worker-N only,
+# and refuses a prefix holding anything else. The clean-up (`registryd purge-demo`)
+# deletes the prefix's Redis keys, queues and exchanges, and refuses the same way. No
+# metrics port (a daemon already running here may hold the default one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,17 +21,20 @@ export REGISTRYD_LOG_FORMAT=${REGISTRYD_LOG_FORMAT:-console}
 
 log="$(mktemp -d "${TMPDIR:-/tmp}/registryd-demo.XXXXXX")/serve.log"
 daemon=
+started=$EPOCHREALTIME
 
-# Messages go to stderr and never fail the script (stdout may be a closed pipe).
-say() { printf '[demo] %s\n' "$*" >&2 || true; }
+# Progress goes to stderr and never fails the script (stderr may be a closed pipe).
+say() {
+  local elapsed
+  elapsed=$(awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
+  printf '[demo %5ss] %s\n' "$elapsed" "$*" >&2 || true
+}
 
 stop_daemon() {
   local pid=$daemon
   daemon=
   [[ -n $pid ]] || return 0
-  if kill -TERM "$pid" 2>/dev/null; then
-    say "stopped the daemon (SIGTERM); waiting for it"
-  fi
+  kill -TERM "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 }
 
@@ -38,30 +45,26 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 trap '' PIPE
 
-say "starting registryd serve (prefix $REGISTRYD_PREFIX, log $log)"
+say "1/4 starting registryd serve on prefix $REGISTRYD_PREFIX (log: $log)"
 "$REGISTRYD" serve >"$log" 2>&1 &
 daemon=$!
 
-answers() { "$REGISTRYD" check >/dev/null 2>&1 && "$REGISTRYD" masters >/dev/null 2>&1; }
-
-for ((tries = WAIT_SECONDS * 2; ; tries--)); do
-  if ! kill -0 "$daemon" 2>/dev/null; then
-    say "registryd serve exited early; the end of its log:"
-    tail -n 20 "$log" >&2
-    exit 1
-  fi
-  answers && break
-  if ((tries <= 0)); then
-    say "the daemon did not answer within ${WAIT_SECONDS} s ($("$REGISTRYD" check || true))"
-    tail -n 20 "$log" >&2
-    exit 1
-  fi
-  sleep 0.5
-done
-
-say "the daemon answers; running registryd demo"
+say "2/4 running registryd demo once the daemon answers (up to ${WAIT_SECONDS} s)"
 status=0
-"$REGISTRYD" demo || status=$?
+"$REGISTRYD" demo --wait "$WAIT_SECONDS" "$@" || status=$?
+if ! kill -0 "$daemon" 2>/dev/null; then
+  say "registryd serve exited early; the end of its log:"
+  tail -n 20 "$log" >&2
+  ((status != 0)) || status=1
+fi
+
+say "3/4 stopping the daemon (SIGTERM)"
 stop_daemon
-say "registryd demo exited with status $status (daemon log: $log)"
+
+say "4/4 deleting what the demo made on prefix $REGISTRYD_PREFIX"
+cleaned=0
+"$REGISTRYD" purge-demo >&2 || cleaned=$?
+((status != 0)) || status=$cleaned
+
+say "done: registryd demo exited with status $status (daemon log: $log)"
 exit "$status"

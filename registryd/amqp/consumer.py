@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 
 import aio_pika
 import structlog
@@ -20,8 +21,8 @@ from registryd.amqp.topology import Topology
 from registryd.broker import copy_message
 from registryd.errors import RegistryError, Unavailable
 from registryd.metrics import Health, Metrics
-from registryd.models.ops import Operation
-from registryd.models.wire import parse_event
+from registryd.models.ops import EVENTS, Operation
+from registryd.models.wire import MAX_BODY, parse_event
 from registryd.ports import DUPLICATE, Applied
 from registryd.protocol import ERROR_HEADER, USER_HEADER
 from registryd.registry import authorize
@@ -33,12 +34,37 @@ __all__ = ["EventConsumer", "dead_letter", "dead_letter_message"]
 log = structlog.get_logger(__name__)
 
 Prepared = tuple[AbstractIncomingMessage, Operation | RegistryError]
+#: The ``type`` label of a refused event whose body names no known type.
+UNKNOWN_TYPE = "unknown"
 
 
-def dead_letter_message(message: AbstractIncomingMessage, error: RegistryError) -> aio_pika.Message:
-    """The message as it came, plus the error header (``user_id`` moved to a header)."""
+def event_type(message: AbstractIncomingMessage, parsed: Operation | RegistryError) -> str:
+    """The event's type for metrics: one of the protocol's, so the labels stay few."""
+    if isinstance(parsed, Operation) and parsed.event_type:
+        return parsed.event_type
+    if len(message.body) > MAX_BODY:
+        return UNKNOWN_TYPE
+    try:
+        kind = json.loads(message.body).get("type")
+    except (ValueError, AttributeError, RecursionError):  # not JSON, not an object, too deep
+        return UNKNOWN_TYPE
+    return kind if isinstance(kind, str) and kind in EVENTS else UNKNOWN_TYPE
+
+
+def dead_letter_message(
+    message: AbstractIncomingMessage, error: RegistryError, now: datetime | None = None
+) -> aio_pika.Message:
+    """The message as it came, plus the error header (``user_id`` moved to a header).
+
+    The error header's JSON carries the code, the message and ``rejected_at`` (ISO-8601
+    UTC): the protocol adds one header and keeps every property, ``timestamp`` included.
+    The original routing key is kept by publishing the copy with it (the dead exchange is
+    a fanout, which ignores the key for routing but delivers it).
+    """
     headers = dict(message.headers or {})
-    headers[ERROR_HEADER] = json.dumps({"code": error.code, "message": error.message})
+    at = (now or datetime.now(UTC)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    verdict = {"code": error.code, "message": error.message, "rejected_at": at}
+    headers[ERROR_HEADER] = json.dumps(verdict)
     if message.user_id:
         headers[USER_HEADER] = message.user_id
     return copy_message(message, headers)
@@ -48,7 +74,8 @@ async def dead_letter(
     topology: Topology, message: AbstractIncomingMessage, error: RegistryError
 ) -> None:
     """Publish the event to the dead exchange (confirmed) and log why."""
-    await topology.dead_exchange.publish(dead_letter_message(message, error), routing_key="")
+    copy = dead_letter_message(message, error)
+    await topology.dead_exchange.publish(copy, routing_key=message.routing_key or "")
     log.warning(
         "event dead-lettered",
         code=error.code,
@@ -131,11 +158,19 @@ class EventConsumer:
             outcome = next(results) if isinstance(parsed, Operation) else parsed
             if isinstance(outcome, RegistryError):
                 await dead_letter(self.topology, message, outcome)
-                self.metrics.events.labels("dead_lettered").inc()
+                self._count_refused(event_type(message, parsed), outcome.code)
+            elif outcome is DUPLICATE:
+                self.metrics.events.labels("duplicate").inc()
             else:
-                self.metrics.events.labels("duplicate" if outcome is DUPLICATE else "applied").inc()
+                self.metrics.events.labels("applied").inc()
+                self.metrics.events_applied.labels(event_type(message, parsed)).inc()
         self.metrics.event_batches.observe(len(batch))
         await batch[-1].ack(multiple=True)
+
+    def _count_refused(self, kind: str, code: str) -> None:
+        self.metrics.events.labels("dead_lettered").inc()
+        self.metrics.events_refused.labels(kind, code).inc()
+        self.metrics.dead_letters.labels(code).inc()
 
     async def _apply(
         self, writes: list[tuple[Operation, str | None]]
@@ -149,9 +184,9 @@ class EventConsumer:
         async for attempt in retrying:
             with attempt:
                 results = await self.registry.apply_many(writes)
-        self.health.failing.discard("redis")
+        self.health.recover("redis")
         return results
 
     def _redis_failed(self, _error: BaseException) -> None:
-        self.health.failing.add("redis")
+        self.health.fail("redis")
         self.metrics.backend_errors.labels("redis").inc()

@@ -69,7 +69,7 @@ class Relay:
             await asyncio.shield(self._release())
 
     def _redis_failed(self, _error: BaseException) -> None:
-        self.health.failing.add("redis")
+        self.health.fail("redis")
 
     async def _release(self) -> None:
         try:
@@ -80,8 +80,10 @@ class Relay:
     async def _step(self) -> None:
         claim = await self.log_store.claim(_LOCK_MS, self.batch)
         if not claim.held:
+            self.metrics.not_relaying()
             await asyncio.sleep(1.0)
             return
+        self.metrics.relayed(claim.cursor)
         if claim.pending_reset:  # before any change of its epoch
             await self._publish_reset(claim)
             return
@@ -97,7 +99,7 @@ class Relay:
             )
         await self._publish(changes)
         if await self.log_store.advance(claim.epoch, changes[-1].revision, None):
-            self.metrics.relay_revision.set(changes[-1].revision)
+            self.metrics.relayed(changes[-1].revision)
 
     async def _publish(self, changes: list[LoggedChange]) -> None:
         # The channel publishes in call order, so starting every publish before awaiting

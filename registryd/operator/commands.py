@@ -6,6 +6,9 @@ import asyncio
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from aio_pika.exceptions import ChannelNotFoundEntity
 
 from registryd.client import RegistryClient, SubscriptionItem
 from registryd.config import Settings
@@ -27,19 +30,63 @@ from registryd.operator.format import (
 )
 from registryd.subscription import Subscription
 
+#: Seconds between two looks at the RPC queue while waiting for a daemon.
+_POLL = 0.1
+
 
 @asynccontextmanager
-async def connected(settings: Settings) -> AsyncIterator[RegistryClient]:
-    """A client of the configured registry whose daemon has just answered a ``ping``."""
+async def connected(
+    settings: Settings, *, daemon: bool = True, wait: float = 0.0
+) -> AsyncIterator[RegistryClient]:
+    """A client of the configured registry; with ``daemon``, one whose daemon answered.
+
+    A daemon must consume ``<prefix>.rpc``: the queue's consumer count says so at once
+    (a passive declare), so that a command fails in well under a second when none runs,
+    rather than after the request's timeout. Then a ``ping`` must answer. ``wait``
+    seconds allow a daemon that is starting to come up (checked every 0.1 s).
+    """
     client = await RegistryClient.connect(settings.amqp_url, settings.prefix, timeout=TIMEOUT)
     async with client:
-        try:
-            await client.ping()
-        except Unavailable as exc:
-            raise Unavailable(
-                f"the daemon on prefix {settings.prefix!r} is unavailable: {exc.message}"
-            ) from None
+        if daemon:
+            try:
+                await _answers(client, asyncio.get_running_loop().time() + wait)
+            except Unavailable as exc:
+                raise Unavailable(
+                    f"the daemon on prefix {settings.prefix!r} is unavailable: {exc.message}"
+                ) from exc
         yield client
+
+
+async def _answers(client: RegistryClient, deadline: float) -> None:
+    """A daemon consumes the RPC queue (by the deadline) and answers a ``ping``."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            await _consumed(client)
+            break
+        except Unavailable:
+            if loop.time() >= deadline:
+                raise
+        await asyncio.sleep(_POLL)
+    await client.ping()
+
+
+async def _consumed(client: RegistryClient) -> None:
+    """Raise :class:`Unavailable` unless something consumes the RPC queue."""
+    rpc = client.names.rpc
+    channel = await client.connection.channel()
+    try:
+        queue = await channel.declare_queue(rpc, passive=True)
+    except ChannelNotFoundEntity:
+        raise Unavailable(
+            f"queue {rpc} does not exist: registryd has not run with this prefix on this "
+            "RabbitMQ (start it with `registryd serve`, or pick the prefix with --prefix)"
+        ) from None
+    finally:
+        if not channel.is_closed:
+            await channel.close()
+    if not queue.declaration_result.consumer_count:
+        raise Unavailable(f"no daemon consumes {rpc} (start it with `registryd serve`)")
 
 
 async def show_workers(
@@ -60,6 +107,8 @@ async def show_worker(
     op = parse_params(GetWorker, {"workerid": workerid, "name": name})
     result = await client.execute(op)
     if result is None:
+        if as_json:
+            echo(to_json(None))  # scripts get JSON either way: null, as getWorker says
         what = f"id {workerid}" if workerid is not None else f"name {name!r}"
         raise NotFound(f"no worker with {what}")
     echo(to_json(result) if as_json else worker_details(Worker.model_validate(result)))
@@ -92,7 +141,8 @@ async def watch(
 ) -> None:
     """``watch``: a line per notification until SIGINT or SIGTERM (a clean end).
 
-    ``note`` gets the status line once subscribed: from then on no change is missed.
+    Each line starts with the time it was received (``received_at`` in JSON). ``note``
+    gets the status line once subscribed: from then on no change is missed.
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -106,7 +156,7 @@ async def watch(
             )
             render = change_json if as_json else change_line
             try:
-                await _first(_follow(changes, lambda item: echo(render(item))), stop)
+                await _first(_follow(changes, lambda item: echo(render(item, _now()))), stop)
             except Unavailable as exc:
                 raise Unavailable(
                     f"{exc.message}; resume with --since {changes.revision}"
@@ -114,6 +164,10 @@ async def watch(
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 async def _follow(changes: Subscription, seen: Callable[[SubscriptionItem], None]) -> None:

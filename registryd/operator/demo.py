@@ -1,4 +1,7 @@
-"""``demo``: masters driving a running daemon through a realistic day (PROTOCOL.md section 9)."""
+"""``demo``: masters driving a running daemon through a realistic day (PROTOCOL.md section 9).
+
+See :mod:`registryd.operator.demo_scope` for what the demo may touch.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +13,26 @@ from dataclasses import dataclass, field
 from registryd.client import RegistryClient, Resync, SubscriptionItem
 from registryd.errors import RegistryError, Unavailable
 from registryd.models import (
+    Master,
     MasterHeartbeat,
     MasterStopped,
     Operation,
     SetWorkerGraceful,
     SetWorkerPaused,
+    Worker,
     WorkerChange,
     WorkerConfigured,
     WorkerConnected,
     WorkerDisconnected,
 )
 from registryd.operator.commands import _follow
-from registryd.operator.common import Echo
+from registryd.operator.common import Echo, Refused
+from registryd.operator.demo_scope import demo_master_id, demo_worker_name, foreign_data
 from registryd.operator.format import change_line, masters_table, printable, to_json, workers_table
 from registryd.subscription import Subscription
+
+#: Seconds the daemon has to apply the demo's events (it takes a fraction of one).
+_APPLIED_WITHIN = 10
 
 
 @dataclass(frozen=True)
@@ -85,10 +94,12 @@ class _Demo:
         self.echo = echo
         self.run = uuid.uuid4().hex[:8]  # message_ids and connections are this run's
         self.masters = [
-            _DemoMaster(i + 1, f"demo-master-{i + 1}:/srv/buildbot", events=i % 2 == 0)
+            _DemoMaster(
+                demo_master_id(i), f"demo-master-{demo_master_id(i)}:/srv/buildbot", i % 2 == 0
+            )
             for i in range(masters)
         ]
-        self.names = [f"demo-worker-{j + 1}" for j in range(workers)]
+        self.names = [demo_worker_name(j) for j in range(workers)]
         self.ids: list[int] = []
         self.events_sent = 0
         self.rpc_calls = 0
@@ -99,9 +110,7 @@ class _Demo:
     async def send(self, master: _DemoMaster, op: Operation, message_id: str | None = None) -> str:
         """As the master does it: an event (with a message_id) or an RPC call."""
         if not master.events:
-            self.rpc_calls += 1
-            await self.client.execute(op)
-            self.echo(f"  > rpc {op.method} {_describe(op)}")
+            await self._rpc(op)
             return ""
         self.events_sent += 1
         message_id = message_id or f"demo-{self.run}-{self.events_sent}"
@@ -195,17 +204,50 @@ class _Demo:
         self.echo(f"-- 7. master {master.id} shuts down cleanly: masterStopped")
         since = len(seen.items)
         await self.send(master, MasterStopped(masterid=master.id))
+        await self._until(
+            seen, lambda: any(_stopped(item, master.id) for item in seen.items[since:])
+        )
+        await self.caught_up(seen)
+
+    def show(self, workers: list[Worker], masters: list[Master]) -> None:
+        """The registry at the end of the day, as ``registryd workers`` and ``masters``."""
+        self.echo("-- workers")
+        self.echo(workers_table(workers))
+        self.echo("-- masters")
+        self.echo(masters_table(masters))
+
+    async def clean_up(self, seen: _Seen) -> None:
+        """Leave no state behind: workers unpaused and idle, every demo master stopped.
+
+        The protocol has no way to delete a worker or a master: the records stay, as
+        the demo's own leftovers (``make demo`` deletes its whole prefix afterwards).
+        """
+        self.echo("-- 8. clean-up: workers unpaused, not graceful; the demo's masters stop")
+        for workerid in self.ids:
+            await self._rpc(SetWorkerPaused(workerid=workerid, paused=False))
+            await self._rpc(SetWorkerGraceful(workerid=workerid, graceful=False))
+        for master in self.masters:
+            await self._rpc(MasterStopped(masterid=master.id))
+        await self.caught_up(seen)
+
+    async def _rpc(self, op: Operation) -> None:
+        self.rpc_calls += 1
+        await self.client.execute(op)
+        self.echo(f"  > rpc {op.method} {_describe(op)}")
+
+    async def caught_up(self, seen: _Seen) -> None:
+        """Wait until the subscription has seen every change made so far."""
+        revision = (await self.client.ping()).revision
+        await self._until(seen, lambda: _revision(seen) >= revision)
+
+    async def _until(self, seen: _Seen, condition: Callable[[], bool]) -> None:
         try:
-            async with asyncio.timeout(10):
-                await seen.until(
-                    lambda: any(_stopped(item, master.id) for item in seen.items[since:])
-                )
-                revision = (await self.client.ping()).revision
-                await seen.until(lambda: _revision(seen) >= revision)
+            async with asyncio.timeout(_APPLIED_WITHIN):
+                await seen.until(condition)
         except TimeoutError:
             raise Unavailable(
-                f"the daemon did not apply the demo's events within 10 s; is it consuming "
-                f"{self.client.names.events}?"
+                f"the daemon did not apply the demo's events within {_APPLIED_WITHIN} s; "
+                f"is it consuming {self.client.names.events}?"
             ) from None
 
 
@@ -225,10 +267,36 @@ def _revision(seen: _Seen) -> int:
     return max((item.revision for item in seen.items), default=0)
 
 
-async def demo(client: RegistryClient, masters: int, workers: int, *, echo: Echo) -> None:
-    """``demo``: a day of ``masters`` masters and ``workers`` workers, then the tables."""
+async def _check_scope(client: RegistryClient, *, force: bool, echo: Echo) -> None:
+    """Refuse a registry that holds anything but the demo's own leftovers (unless forced)."""
+    foreign = foreign_data(await client.get_workers(), await client.get_masters())
+    if foreign is None:
+        echo("-- 0. the registry holds nothing but demo data: going ahead")
+        return
+    where = f"prefix {client.names.prefix!r}"
+    if not force:
+        raise Refused(
+            f"{where} holds a registry in use: {foreign}; the demo would add its own "
+            "masters and workers to it. Run it on a prefix of its own (`make demo` does: "
+            "prefix registry-demo), or pass --force"
+        )
+    echo(f"-- 0. {where} holds {foreign}; --force: the demo leaves them alone")
+
+
+async def demo(
+    client: RegistryClient, masters: int, workers: int, *, force: bool = False, echo: Echo
+) -> None:
+    """``demo``: a day of ``masters`` masters and ``workers`` workers, the tables, clean-up.
+
+    It acts as masters 9001 and up with workers ``demo-worker-<n>`` only, and refuses
+    (:class:`Refused`) a registry holding anything else unless ``force``.
+    """
     day = _Demo(client, echo, masters, workers)
-    echo(f"demo on prefix {client.names.prefix!r}: {masters} masters, {workers} workers")
+    echo(
+        f"demo on prefix {client.names.prefix!r}: masters {day.masters[0].id}.."
+        f"{day.masters[-1].id}, workers {day.names[0]}..{day.names[-1]}"
+    )
+    await _check_scope(client, force=force, echo=echo)
     seen = _Seen(echo)
     async with client.subscribe() as changes:
         follower = asyncio.ensure_future(seen.follow(changes))
@@ -237,14 +305,12 @@ async def demo(client: RegistryClient, masters: int, workers: int, *, echo: Echo
                 await step()
             await day.reconfigure()
             await day.stop(seen)
+            day.show(await client.get_workers(), await client.get_masters())
+            await day.clean_up(seen)
         finally:
             follower.cancel()
             await asyncio.gather(follower, return_exceptions=True)
         last = changes.revision
-    echo("-- workers")
-    echo(workers_table(await client.get_workers()))
-    echo("-- masters")
-    echo(masters_table(await client.get_masters()))
     echo(
         f"demo done: {day.events_sent} events published, {day.rpc_calls} RPC calls, "
         f"{seen.count} notifications seen, last revision {last}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -115,14 +115,23 @@ def to_json(value: object) -> str:
     return json.dumps(value)
 
 
-def change_line(item: SubscriptionItem) -> str:
-    """One readable line per notification (or resync) that ``watch`` and ``demo`` see."""
+def timestamp(at: datetime) -> str:
+    """``2026-12-01T21:42:34.162Z``: UTC with milliseconds, as registryd writes times."""
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def change_line(item: SubscriptionItem, at: datetime | None = None) -> str:
+    """One readable line per notification (or resync) that ``watch`` and ``demo`` see.
+
+    ``at`` (when it was received) starts the line.
+    """
+    when = "" if at is None else f"{timestamp(at)} "
     if isinstance(item, Resync):
         return (
-            f"resync at revision {item.revision} ({item.reason}), epoch {item.epoch}: "
+            f"{when}resync at revision {item.revision} ({item.reason}), epoch {item.epoch}: "
             "reload what you hold"
         )
-    head = f"{item.revision} {routing_key_of(item)}"
+    head = f"{when}{item.revision} {routing_key_of(item)}"
     if isinstance(item, WorkerChange):
         w = item.worker
         return (
@@ -134,12 +143,17 @@ def change_line(item: SubscriptionItem) -> str:
     return f"{head} master={m.id} name={printable(m.name or '-')} active={_yes(m.active)}"
 
 
-def change_json(item: SubscriptionItem) -> str:
-    """The notification's body plus its ``routing_key``; a resync as ``event: resync``."""
+def change_json(item: SubscriptionItem, at: datetime | None = None) -> str:
+    """The notification's body plus its ``routing_key``; a resync as ``event: resync``.
+
+    ``at`` (when it was received) is added as ``received_at``.
+    """
+    extra = {} if at is None else {"received_at": timestamp(at)}
     if isinstance(item, Resync):
         body = {"event": "resync", "reason": item.reason, "revision": item.revision}
-        return to_json({**body, "epoch": item.epoch})
-    return to_json({**item.model_dump(mode="json"), "routing_key": routing_key_of(item)})
+        return to_json({**body, "epoch": item.epoch, **extra})
+    fields = {**item.model_dump(mode="json"), "routing_key": routing_key_of(item)}
+    return to_json({**fields, **extra})
 
 
 def _jsonable(value: object) -> object:
@@ -156,7 +170,7 @@ def _jsonable(value: object) -> object:
 
 
 def parse_error_header(value: object) -> dict[str, str | None] | None:
-    """The ``x-registry-error`` header as ``{"code", "message"}``; ``None`` when absent.
+    """The ``x-registry-error`` header as ``{"code", "message", "rejected_at"}``, or ``None``.
 
     A header that is not the JSON registryd writes keeps its text as the message.
     """
@@ -168,8 +182,24 @@ def parse_error_header(value: object) -> dict[str, str | None] | None:
     except ValueError:
         parsed = None
     if isinstance(parsed, dict) and isinstance(parsed.get("code"), str):
-        return {"code": parsed["code"], "message": str(parsed.get("message", ""))}
-    return {"code": None, "message": text}
+        at = parsed.get("rejected_at")
+        return {
+            "code": parsed["code"],
+            "message": str(parsed.get("message", "")),
+            "rejected_at": at if isinstance(at, str) else None,
+        }
+    return {"code": None, "message": text, "rejected_at": None}
+
+
+def _rejected_at(headers: Mapping[str, object]) -> str | None:
+    """registryd's time of refusal, else RabbitMQ's of its own dead-lettering (``x-death``)."""
+    error = parse_error_header(headers.get(ERROR_HEADER))
+    if error is not None and error["rejected_at"]:
+        return error["rejected_at"]
+    deaths = headers.get("x-death")
+    first = deaths[0] if isinstance(deaths, list | tuple) and deaths else None
+    time = first.get("time") if isinstance(first, Mapping) else None
+    return timestamp(time) if isinstance(time, datetime) else None
 
 
 def dead_letter_record(
@@ -183,6 +213,7 @@ def dead_letter_record(
     return {
         "message_id": message_id,
         "routing_key": routing_key or None,
+        "rejected_at": _rejected_at(headers),
         "error": parse_error_header(headers.get(ERROR_HEADER)),
         "headers": {str(k): _jsonable(v) for k, v in headers.items()},
         "body": text,
@@ -196,8 +227,9 @@ def dead_letter_text(number: int, record: Mapping[str, Any]) -> str:
     why = "-" if error is None else f"{error['code'] or '?'}: {error['message']}"
     lines = [
         (
-            f"{number}. message_id={record['message_id'] or '-'} "
-            f"routing_key={record['routing_key'] or '-'} error={printable(why)}"
+            f"{number}. message_id={printable(record['message_id'] or '-')} "
+            f"routing_key={printable(record['routing_key'] or '-')} "
+            f"rejected_at={record['rejected_at'] or '-'} error={printable(why)}"
         )
     ]
     body = record["body"]

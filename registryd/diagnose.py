@@ -1,0 +1,182 @@
+"""Why a backend turns registryd away for good, in one line that says what to fix.
+
+A wrong password, a missing vhost or a missing permission does not heal by retrying,
+unlike a backend that is down. :func:`refusal` finds such an error anywhere in an
+exception's chain of causes (registryd wraps backend errors in its own) and explains
+it: the backend, what it refused, and the setting to correct. ``None`` means the
+failure may heal. :class:`RefusalLog` logs each distinct refusal once, at error level,
+for a loop that keeps retrying (an administrator may still fix the broker's side).
+
+aiormq reports a refused vhost only as an unexpected ``Connection.Close`` frame in
+answer to ``Connection.Open`` (its reply text is lost): that is recognised by its text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Final, Literal
+from urllib.parse import unquote, urlsplit
+
+import structlog
+from aiormq.exceptions import (
+    AuthenticationError,
+    ChannelAccessRefused,
+    ConnectionNotAllowed,
+    InvalidFrameError,
+    ProbableAuthenticationError,
+)
+from redis.exceptions import AuthenticationError as RedisAuthenticationError
+from redis.exceptions import NoPermissionError as RedisNoPermissionError
+from redis.exceptions import ResponseError as RedisResponseError
+
+__all__ = ["NO_RETRY", "Refusal", "RefusalLog", "refusal"]
+
+log = structlog.get_logger(__name__)
+
+#: The hint every refusal ends with.
+NO_RETRY: Final = "retrying will not fix this"
+_AMQP_SETTING: Final = "REGISTRYD_AMQP_URL (amqp.url)"
+_REDIS_SETTING: Final = "REGISTRYD_REDIS_URL (redis.url)"
+_PERMISSIONS: Final = "docs/protocol.md section 10 lists them"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A backend's refusal that retrying will not fix."""
+
+    backend: Literal["RabbitMQ", "Redis"]
+    #: Short and stable: ``access refused``, ``vhost not found``, ``no such database``.
+    reason: str
+    #: One line: the backend, what it refused, what to fix, and that retrying will not.
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _chain(error: BaseException | None) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+@dataclass(frozen=True)
+class _Where:
+    """The parts of a URL an explanation names (never the password)."""
+
+    url: str
+
+    @property
+    def user(self) -> str:
+        return unquote(urlsplit(self.url).username or "guest")
+
+    @property
+    def vhost(self) -> str:
+        return unquote(urlsplit(self.url).path[1:]) or "/"
+
+    @property
+    def shown(self) -> str:
+        parts = urlsplit(self.url)
+        user = f"{parts.username}@" if parts.username else ""
+        return f"{parts.scheme}://{user}{parts.hostname or ''}{_port(parts.port)}{parts.path}"
+
+
+def _port(port: int | None) -> str:
+    return f":{port}" if port is not None else ""
+
+
+def _rabbitmq(error: BaseException, where: _Where) -> Refusal | None:
+    if isinstance(error, ProbableAuthenticationError | AuthenticationError):
+        return Refusal(
+            "RabbitMQ",
+            "access refused",
+            f"RabbitMQ at {where.shown} refused the login of user {where.user!r} "
+            f"(ACCESS_REFUSED: wrong user name or password); {NO_RETRY}: "
+            f"correct {_AMQP_SETTING}",
+        )
+    text = str(error)
+    if isinstance(error, InvalidFrameError) and "Connection.Close" in text:
+        return Refusal(
+            "RabbitMQ",
+            "vhost not found",
+            f"RabbitMQ at {where.shown} refused to open vhost {where.vhost!r} for user "
+            f"{where.user!r} (NOT_ALLOWED: vhost not found, or the user has no permissions "
+            f"on it); {NO_RETRY}: create the vhost, grant the user access "
+            f"(rabbitmqctl set_permissions -p {where.vhost} {where.user} ...) "
+            f"or correct {_AMQP_SETTING}",
+        )
+    if isinstance(error, ChannelAccessRefused | ConnectionNotAllowed):
+        detail = error.args[-1] if error.args else text
+        return Refusal(
+            "RabbitMQ",
+            "access refused",
+            f"RabbitMQ refused user {where.user!r} an operation ({detail}); {NO_RETRY}: "
+            f"grant the user the permissions registryd needs ({_PERMISSIONS})",
+        )
+    return None
+
+
+def _redis(error: BaseException, where: _Where) -> Refusal | None:
+    if isinstance(error, RedisAuthenticationError):
+        return Refusal(
+            "Redis",
+            "access refused",
+            f"Redis at {where.shown} refused the login ({error}); {NO_RETRY}: "
+            f"correct the user name or password in {_REDIS_SETTING}",
+        )
+    if isinstance(error, RedisNoPermissionError):
+        return Refusal(
+            "Redis",
+            "access refused",
+            f"Redis at {where.shown} refused an operation ({error}); {NO_RETRY}: "
+            "give the user the commands and keys registryd needs (Redis ACL)",
+        )
+    if isinstance(error, RedisResponseError) and "DB index" in str(error):
+        return Refusal(
+            "Redis",
+            "no such database",
+            f"Redis at {where.shown} has no such database ({error}); {NO_RETRY}: "
+            f"correct the database number in {_REDIS_SETTING}",
+        )
+    return None
+
+
+def refusal(
+    error: BaseException, *, amqp_url: str = "amqp://", redis_url: str = "redis://"
+) -> Refusal | None:
+    """The refusal behind ``error`` (or one of its causes); ``None`` if it may heal.
+
+    The URLs (the configured ones) name the user, the vhost and the server.
+    """
+    for cause in _chain(error):
+        found = _rabbitmq(cause, _Where(amqp_url)) or _redis(cause, _Where(redis_url))
+        if found is not None:
+            return found
+    return None
+
+
+class RefusalLog:
+    """Logs each distinct refusal once, at error level, however often it is retried.
+
+    Call it with every failure of a retrying loop; it returns the refusal (or ``None``).
+    :meth:`forget` after a success, so that a later refusal is logged again.
+    """
+
+    def __init__(self, *, amqp_url: str, redis_url: str) -> None:
+        self._urls = {"amqp_url": amqp_url, "redis_url": redis_url}
+        self._logged: set[str] = set()
+
+    def __call__(self, error: BaseException) -> Refusal | None:
+        """The refusal behind ``error`` (logged if it is new), or ``None``."""
+        found = refusal(error, **self._urls)
+        if found is not None and found.message not in self._logged:
+            self._logged.add(found.message)
+            log.error(found.message, backend=found.backend, refusal=found.reason, hint=NO_RETRY)
+        return found
+
+    def forget(self) -> None:
+        """Forget what was logged (the backend accepted us since)."""
+        self._logged.clear()
