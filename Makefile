@@ -1,11 +1,11 @@
-# `make all` is what CI runs: format check, lint, type check, tests.
+# `make all` is what CI runs: format check, lint, type check, tests, the container image.
 PY ?= .venv/bin/python
 VENV_STAMP := .venv/.installed
 RUN_STAMP := .venv/.runtime
 
-.PHONY: all install test lint fmt typecheck run demo bench compose-check systemd-check clean
+.PHONY: all install test lint fmt typecheck run demo bench bench-quick compose-check container-check systemd-check clean
 
-all: lint test
+all: lint test container-check
 
 $(VENV_STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -60,6 +60,11 @@ bench-quick: $(VENV_STAMP)
 compose-check: $(VENV_STAMP)
 	.venv/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 	.venv/bin/hadolint Dockerfile && echo "Dockerfile: ok"
+
+# Builds the image with podman (no registry: a debootstrap base) and runs it against the
+# local RabbitMQ and Redis; .ci/run installs podman, runc and debootstrap first.
+container-check: $(VENV_STAMP)
+	bash scripts/check-container.sh
 
 systemd-check: $(VENV_STAMP)
 	bash scripts/check-systemd.sh
