@@ -11,7 +11,9 @@ keys too: their helpers are generated from :data:`WORKER_KEY` and :data:`MASTER_
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Final, Literal, get_args
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "JSON",
     "MASTER_EVENTS",
     "MASTER_KEY",
+    "REJECTED_AT",
     "RESET_ROUTING_KEY",
     "USER_HEADER",
     "VERSION",
@@ -30,6 +33,8 @@ __all__ = [
     "Names",
     "WorkerEvent",
     "master_routing_key",
+    "rejected_at",
+    "rejected_message",
     "worker_routing_key",
 ]
 
@@ -41,12 +46,15 @@ DEFAULT_PREFIX: Final = "registry"
 JSON: Final = "application/json"
 #: RabbitMQ's pseudo-queue for direct reply-to: never declared, consumed with no-ack.
 DIRECT_REPLY_TO: Final = "amq.rabbitmq.reply-to"
-#: The header of a dead-lettered event: a JSON text ``{"code", "message", "rejected_at"}``
-#: (``rejected_at``: when registryd refused it, ISO-8601 UTC with milliseconds).
+#: The header of a dead-lettered event: a JSON text ``{"code", "message"}``; the message
+#: ends with the time registryd refused the event (:func:`rejected_message`).
 ERROR_HEADER: Final = "x-registry-error"
 #: RabbitMQ refuses a ``user_id`` that is not the publishing connection's own user, so a
 #: dead letter carries the original one in this header instead.
 USER_HEADER: Final = "x-registry-user-id"
+#: What a dead letter's error message ends with, before the time of rejection and ``]``.
+REJECTED_AT: Final = "[rejected at "
+_REJECTED_AT: Final = re.compile(r"\[rejected at (\d{4}-\d\d-\d\dT[\d:.]+Z)\]$")
 #: Routing key of the reset notification (section 6, Reset).
 RESET_ROUTING_KEY: Final = "registry.reset"
 
@@ -59,6 +67,18 @@ MASTER_EVENTS: Final[tuple[MasterEvent, ...]] = get_args(MasterEvent)
 #: Routing-key templates of notifications (``{id}`` and ``{event}`` filled in).
 WORKER_KEY: Final = "workers.{id}.{event}"
 MASTER_KEY: Final = "masters.{id}.{event}"
+
+
+def rejected_message(message: str, at: datetime | None = None) -> str:
+    """A dead letter's error message with the time of rejection (ISO-8601 UTC, ms) at its end."""
+    when = (at or datetime.now(UTC)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return f"{message} {REJECTED_AT}{when}]"
+
+
+def rejected_at(message: str) -> str | None:
+    """The time of rejection :func:`rejected_message` put at the end of ``message``."""
+    match = _REJECTED_AT.search(message)
+    return match.group(1) if match else None
 
 
 def worker_routing_key(workerid: int, event: WorkerEvent) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import aio_pika
@@ -10,24 +9,29 @@ import pytest
 from aio_pika.abc import AbstractConnection
 from redis.asyncio import Redis
 
-from registryd.amqp.topology import Names, delete_topology
+from registryd.amqp.topology import delete_topology
 from registryd.config import Settings
+from registryd.protocol import Names
 from registryd.service import Registry
 from registryd.store import Keys, RedisStore, StoreSettings
 from tests.harness import (
     AMQP_URL,
     REDIS_URL,
     PrivateRedis,
-    RawRpc,
     RunningDaemon,
+    Wire,
+    clean_prefix,
+    daemon_settings,
+    serving,
     start_daemon,
+    unique_prefix,
 )
 
 
 @pytest.fixture
 def prefix() -> str:
     """A prefix no other test (or run) uses: RabbitMQ names and Redis keys hang off it."""
-    return f"t-{uuid.uuid4().hex[:12]}"
+    return unique_prefix()
 
 
 @pytest.fixture
@@ -66,9 +70,7 @@ async def registry(store: RedisStore) -> Registry:
 @pytest.fixture
 def settings(prefix: str) -> Settings:
     """Daemon settings for the test's prefix; no HTTP endpoint unless a test asks."""
-    return Settings(
-        prefix=prefix, amqp_url=AMQP_URL, redis_url=REDIS_URL, metrics_port=0, grace=5.0
-    )
+    return daemon_settings(prefix)
 
 
 @pytest.fixture
@@ -78,6 +80,14 @@ async def amqp(prefix: str) -> AsyncIterator[AbstractConnection]:
     yield connection
     await delete_topology(connection, Names(prefix))
     await connection.close()
+
+
+@pytest.fixture
+async def other_prefix(prefix: str, redis: Redis, amqp: AbstractConnection) -> AsyncIterator[str]:
+    """A second prefix for tests of two registries; cleaned up like the first."""
+    other = f"{prefix}-b"
+    yield other
+    await clean_prefix(amqp, redis, other)
 
 
 @pytest.fixture
@@ -91,9 +101,19 @@ async def daemon(
 
 
 @pytest.fixture
-async def rpc(amqp: AbstractConnection, prefix: str) -> RawRpc:
-    """Bare aio-pika RPC to the daemon under the test's prefix."""
-    return await RawRpc.open(amqp, Names(prefix))
+async def rpc(amqp: AbstractConnection, prefix: str) -> AsyncIterator[Wire]:
+    """A wire for RPC and events only: no subscription, the dead queue left alone."""
+    wire = await Wire.open(amqp, prefix, notes=False)
+    await wire.attach(dead=False)
+    yield wire
+    await wire.close()
+
+
+@pytest.fixture
+async def wire(settings: Settings, redis: Redis, amqp: AbstractConnection) -> AsyncIterator[Wire]:
+    """A fresh registry served in this loop, seen through a wire; its reset already taken."""
+    async with serving(settings, amqp) as connected:
+        yield connected
 
 
 @pytest.fixture

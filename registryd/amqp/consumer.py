@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import aio_pika
 import structlog
@@ -24,7 +24,7 @@ from registryd.metrics import Health, Metrics
 from registryd.models.ops import EVENTS, Operation
 from registryd.models.wire import MAX_BODY, parse_event
 from registryd.ports import DUPLICATE, Applied
-from registryd.protocol import ERROR_HEADER, USER_HEADER
+from registryd.protocol import ERROR_HEADER, USER_HEADER, rejected_message
 from registryd.registry import authorize
 from registryd.retry import forever
 from registryd.service import Registry
@@ -56,14 +56,14 @@ def dead_letter_message(
 ) -> aio_pika.Message:
     """The message as it came, plus the error header (``user_id`` moved to a header).
 
-    The error header's JSON carries the code, the message and ``rejected_at`` (ISO-8601
-    UTC): the protocol adds one header and keeps every property, ``timestamp`` included.
-    The original routing key is kept by publishing the copy with it (the dead exchange is
-    a fanout, which ignores the key for routing but delivers it).
+    The protocol adds exactly one header, ``{"code", "message"}``, and keeps every
+    property (``timestamp`` included), so the time of rejection ends the message
+    (:func:`registryd.protocol.rejected_message`). The original routing key is kept by
+    publishing the copy with it (the dead exchange is a fanout, which ignores the key for
+    routing but delivers it).
     """
     headers = dict(message.headers or {})
-    at = (now or datetime.now(UTC)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    verdict = {"code": error.code, "message": error.message, "rejected_at": at}
+    verdict = {"code": error.code, "message": rejected_message(error.message, now)}
     headers[ERROR_HEADER] = json.dumps(verdict)
     if message.user_id:
         headers[USER_HEADER] = message.user_id

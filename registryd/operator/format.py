@@ -27,7 +27,7 @@ from registryd.operator.common import (
     _DROPPED_PREFIXES,
     _REASON_SHOWN,
 )
-from registryd.protocol import ERROR_HEADER
+from registryd.protocol import ERROR_HEADER, rejected_at
 from registryd.subscription import routing_key_of
 
 
@@ -172,6 +172,8 @@ def _jsonable(value: object) -> object:
 def parse_error_header(value: object) -> dict[str, str | None] | None:
     """The ``x-registry-error`` header as ``{"code", "message", "rejected_at"}``, or ``None``.
 
+    ``rejected_at`` is the time at the end of registryd's message (``None`` without one).
+
     A header that is not the JSON registryd writes keeps its text as the message.
     """
     if value is None:
@@ -182,12 +184,8 @@ def parse_error_header(value: object) -> dict[str, str | None] | None:
     except ValueError:
         parsed = None
     if isinstance(parsed, dict) and isinstance(parsed.get("code"), str):
-        at = parsed.get("rejected_at")
-        return {
-            "code": parsed["code"],
-            "message": str(parsed.get("message", "")),
-            "rejected_at": at if isinstance(at, str) else None,
-        }
+        message = str(parsed.get("message", ""))
+        return {"code": parsed["code"], "message": message, "rejected_at": rejected_at(message)}
     return {"code": None, "message": text, "rejected_at": None}
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -12,13 +11,16 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
-from registryd.amqp.topology import Names, Topology, declare
-from registryd.client import DIRECT_REPLY_TO, RegistryClient, Resync, RpcTimeout, Subscription
+from registryd.amqp.topology import Topology, declare
+from registryd.client import RegistryClient, Resync, Subscription
+from registryd.config import Settings
 from registryd.errors import (
+    Forbidden,
     Internal,
     InvalidParams,
     RegistryError,
     ResyncRequired,
+    RpcTimeout,
     Unavailable,
     UnknownMethod,
     error_for_code,
@@ -35,7 +37,8 @@ from registryd.models import (
     WorkerConfigured,
 )
 from registryd.models.wire import encode_error
-from tests.harness import AMQP_URL
+from registryd.protocol import DIRECT_REPLY_TO, Names
+from tests.harness import AMQP_URL, AMQP_USER, start_daemon, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +58,7 @@ MASTER: dict[str, Any] = {
     "active": True,
     "last_seen": "2024-05-01T12:00:00Z",
 }
-PING: dict[str, Any] = {"version": "1.0", "revision": 0, "epoch": "e1"}
+PING: dict[str, Any] = {"version": "1.0", "revision": 0, "epoch": "e1", "master_lease": 60.0}
 #: Long enough never to fire on a healthy run, short enough to fail a hung test fast.
 WAIT = 5.0
 
@@ -105,7 +108,7 @@ def pings(*revisions: tuple[int, str]) -> Handler:
 
     def ping(_params: dict[str, Any]) -> dict[str, Any]:
         revision, epoch = next(answers, last)
-        return {"version": "1.0", "revision": revision, "epoch": epoch}
+        return {"version": "1.0", "revision": revision, "epoch": epoch, "master_lease": 60.0}
 
     return ping
 
@@ -398,10 +401,12 @@ async def test_unanswered_call_raises_rpc_timeout_promptly(
 ) -> None:
     """Nobody answering raises RpcTimeout at the timeout; the request expires with it."""
     responder.muted.add("ping")
-    started = time.monotonic()
-    with pytest.raises(RpcTimeout, match="no reply"):
-        await client.call("ping", timeout=0.3)
-    assert 0.3 <= time.monotonic() - started < 1.5
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with asyncio.timeout(1.5):  # promptly: a hung call fails here, not in 10 s
+        with pytest.raises(RpcTimeout, match="no reply"):
+            await client.call("ping", timeout=0.3)
+    assert loop.time() - started >= 0.3  # not before its timeout (a lower bound cannot flake)
     [request] = responder.requests
     assert 0.3 == request.expiration
     assert {} == client._pending
@@ -410,11 +415,10 @@ async def test_unanswered_call_raises_rpc_timeout_promptly(
 async def test_call_without_rpc_queue_is_unavailable_at_once(prefix: str) -> None:
     """With no <prefix>.rpc queue (registryd never ran) a call fails fast, not by timeout."""
     async with await RegistryClient.connect(AMQP_URL, prefix, timeout=WAIT) as client:
-        started = time.monotonic()
-        with pytest.raises(Unavailable, match="has registryd run") as caught:
-            await client.ping()
+        async with asyncio.timeout(1.0):  # at once: well before the call's own timeout
+            with pytest.raises(Unavailable, match="has registryd run") as caught:
+                await client.ping()
         assert not isinstance(caught.value, RpcTimeout)
-        assert time.monotonic() - started < 1.0
 
 
 async def test_concurrent_calls_each_get_their_own_reply(
@@ -630,3 +634,28 @@ async def test_connect_to_a_closed_port_is_unavailable() -> None:
     with pytest.raises(Unavailable, match=r"127\.0\.0\.1:1\b") as caught:
         await RegistryClient.connect("amqp://guest:s3cret@127.0.0.1:1/", timeout=WAIT)
     assert "s3cret" not in caught.value.message
+
+
+async def test_client_library_passes_authorization(
+    settings: Settings, redis: object, amqp: AbstractConnection, prefix: str
+) -> None:
+    """The client sends its login as user_id, so a mapped master's writes pass, others don't."""
+    running = await start_daemon(settings.model_copy(update={"auth_masters": {AMQP_USER: [10]}}))
+    try:
+        async with await RegistryClient.connect(settings.amqp_url, prefix) as client:
+            await client.master_heartbeat(10, name="mine")
+            wid = await client.find_worker_id("w")
+            await client.publish_event(
+                "worker.connected", {"workerid": wid, "masterid": 10, "workerinfo": {}}
+            )
+            with pytest.raises(Forbidden):
+                await client.master_heartbeat(11)
+
+            async def connected() -> bool:
+                worker = await client.get_worker(workerid=wid)
+                return worker is not None and [10] == worker.connected_to
+
+            await wait_for(connected)
+            assert [10] == [m.id for m in await client.get_masters()]
+    finally:
+        await running.stop()

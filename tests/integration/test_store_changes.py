@@ -26,8 +26,9 @@ from registryd.models import (
     WorkerConnected,
     WorkerDisconnected,
 )
+from registryd.ports import DUPLICATE
 from registryd.service import Registry
-from registryd.store import DUPLICATE, RedisStore, StoreSettings
+from registryd.store import RedisStore, StoreSettings
 from tests.integration.support import (
     changes_since,
     log_entries,
@@ -607,9 +608,10 @@ async def test_get_changes_on_an_empty_registry(registry: Registry) -> None:
     assert ChangesPage(revision=0, changes=[]) == await registry.execute(GetChanges(since=0))
 
 
-async def test_trimmed_history_requires_resync(redis: Redis, registry: Registry) -> None:
+async def test_trimmed_history_requires_resync(
+    redis: Redis, store: RedisStore, registry: Registry
+) -> None:
     """getChanges older than the retained history is resync_required; newer still pages."""
-    store = registry.store
     for i in range(300):
         await store.find_worker_id(f"w{i}")
     [(oldest, _, _)] = await log_entries(redis, store, count=1)

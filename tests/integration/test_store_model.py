@@ -40,9 +40,11 @@ from registryd.models import (
     WorkerConnected,
     WorkerDisconnected,
 )
+from registryd.ports import DUPLICATE, Applied
 from registryd.service import Registry
-from registryd.store import DUPLICATE, Keys, RedisStore
+from registryd.store import Keys, RedisStore
 from tests.harness import REDIS_URL
+from tests.reference import DUPLICATE as MODEL_DUPLICATE
 from tests.reference import ReferenceRegistry, UnknownWorkerError
 
 #: Passing takes well under a minute; a failure may shrink for up to five (Hypothesis'
@@ -239,26 +241,27 @@ class RegistryMachine(RuleBasedStateMachine):
         self.message_ids.append(message_id)
         return message_id
 
-    def _expect(self, op: Operation, message_id: str | None) -> int | None:
+    def _expect(self, op: Operation, message_id: str | None) -> Applied | None:
         """Apply ``op`` to the model: its change count, DUPLICATE, or None for not_found."""
         try:
-            return apply_to_model(self.model, op, message_id, self.clock)
+            count = apply_to_model(self.model, op, message_id, self.clock)
         except UnknownWorkerError:
             return None
+        return DUPLICATE if count == MODEL_DUPLICATE else count  # the model's own spelling
 
-    def _write(self, op: Operation, message_id: str | None = None) -> int | None:
+    def _write(self, op: Operation, message_id: str | None = None) -> Applied | None:
         """Apply ``op`` to both sides; both return the same count or both raise not_found."""
         logged = self.model.revision
         expected = self._expect(op, message_id)
         try:
-            actual: int | None = self.run(self.store.apply(op, message_id, now_ms=self.clock))
+            actual: Applied | None = self.run(self.store.apply(op, message_id, now_ms=self.clock))
         except NotFound:
             actual = None
         assert expected == actual, (op, message_id)
         self._count(op.method, actual, logged)
         return actual
 
-    def _count(self, what: str, result: int | None, logged: int) -> None:
+    def _count(self, what: str, result: Applied | None, logged: int) -> None:
         """Hypothesis statistics: how often each write failed, was a no-op, logged what."""
         outcome = {None: "not_found", DUPLICATE: "duplicate", 0: "nothing"}.get(result)
         if outcome:
@@ -342,7 +345,7 @@ class RegistryMachine(RuleBasedStateMachine):
         results = self.run(self.store.apply_many(batch))
         actual = [None if isinstance(r, NotFound) else r for r in results]
         assert expected == actual, batch
-        self._count("apply_many", sum(r for r in expected if r and r > 0), logged)
+        self._count("apply_many", sum(r for r in expected if isinstance(r, int) and r > 0), logged)
 
     @rule(op=WRITES)
     def write_then_replay(self, op: Operation) -> None:

@@ -691,9 +691,11 @@ async def test_master_stopped_forgets_connection_tokens(store: RedisStore) -> No
     assert [] == (await worker(store, wid)).connected_to
 
 
-async def test_stopped_master_no_longer_lists_workers(registry: Registry) -> None:
+async def test_stopped_master_no_longer_lists_workers(
+    store: RedisStore, registry: Registry
+) -> None:
     """After masterStopped, getWorkers(masterid) is empty."""
-    ids = await _populate_master(registry.store)
+    ids = await _populate_master(store)
     assert ids[:2] == tuple(w.id for w in await registry.get_workers(GetWorkers(masterid=10)))
     await registry.execute(MasterStopped(masterid=10))
     assert [] == await registry.get_workers(GetWorkers(masterid=10))

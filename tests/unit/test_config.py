@@ -83,16 +83,16 @@ def test_environment_wins_over_the_file(tmp_path: Path, monkeypatch: pytest.Monk
     ("toml", "needle"),
     [
         ("bogus = 1\n", "bogus"),
-        ('[log]\nformat = "xml"\n', "log_format"),
+        ('[log]\nformat = "xml"\n', "log.format"),
         ('prefix = "a b"\n', "prefix"),
-        ("[metrics]\nport = 70000\n", "metrics_port"),
-        ("[masters]\nlease = 0\n", "master_lease"),
-        ('[auth]\nmasters = { "u" = [0] }\n', "auth_masters"),
+        ("[metrics]\nport = 70000\n", "metrics.port"),
+        ("[masters]\nlease = 0\n", "masters.lease"),
+        ('[auth]\nmasters = { "u" = [0] }\n', "auth.masters"),
         ("not toml at all [", "cannot read"),
     ],
 )
 def test_bad_configuration_is_a_config_error(tmp_path: Path, toml: str, needle: str) -> None:
-    """A bad file names the offending setting in a ConfigError."""
+    """A bad file names the offending setting by its TOML key in a ConfigError."""
     config = tmp_path / "registryd.toml"
     config.write_text(toml, encoding="utf-8")
     with pytest.raises(ConfigError, match=needle):

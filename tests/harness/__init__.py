@@ -1,0 +1,52 @@
+"""One harness for talking to a daemon, the way the tests of each kind need it.
+
+- :mod:`.services`: the real services' URLs, a killable private Redis, bounded waits.
+- :mod:`.wire`: :class:`Wire`, bare aio-pika on PROTOCOL.md's names, with the
+  :meth:`Wire.settled` barrier the tests await instead of sleeping. Independent of
+  ``registryd.client`` on purpose: it is what an outside program does.
+- :mod:`.daemon`: a daemon in the test's event loop, and :func:`serving` (daemon + wire).
+- :mod:`.served`: ``registryd serve`` as a subprocess, with its health and log.
+"""
+
+from tests.harness.daemon import RunningDaemon, serving, start_daemon, start_daemon_unready
+from tests.harness.served import Served, http_get, listening_ports, served
+from tests.harness.services import (
+    AMQP_URL,
+    AMQP_USER,
+    REDIS_URL,
+    REGISTRYD,
+    PrivateRedis,
+    clean_prefix,
+    cli_env,
+    daemon_settings,
+    free_port,
+    unique_prefix,
+    wait_for,
+)
+from tests.harness.wire import PROBE_MASTER, Json, Note, Wire
+
+__all__ = [
+    "AMQP_URL",
+    "AMQP_USER",
+    "PROBE_MASTER",
+    "REDIS_URL",
+    "REGISTRYD",
+    "Json",
+    "Note",
+    "PrivateRedis",
+    "RunningDaemon",
+    "Served",
+    "Wire",
+    "clean_prefix",
+    "cli_env",
+    "daemon_settings",
+    "free_port",
+    "http_get",
+    "listening_ports",
+    "served",
+    "serving",
+    "start_daemon",
+    "start_daemon_unready",
+    "unique_prefix",
+    "wait_for",
+]

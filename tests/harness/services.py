@@ -1,0 +1,128 @@
+"""The services the tests run against: URLs, prefixes and their clean-up, a private Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
+
+from aio_pika.abc import AbstractConnection
+from redis.asyncio import Redis
+
+from registryd.amqp.topology import delete_topology
+from registryd.config import Settings
+from registryd.protocol import Names
+from registryd.store import Keys
+
+REDIS_URL = os.environ.get("REGISTRYD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+AMQP_URL = os.environ.get("REGISTRYD_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+#: The AMQP user the tests log in as: the only ``user_id`` RabbitMQ lets them publish.
+AMQP_USER = urlsplit(AMQP_URL).username or "guest"
+#: The command line of the daemon, as a subprocess of the tests.
+REGISTRYD = [sys.executable, "-m", "registryd"]
+#: How often a bounded wait looks again.
+POLL = 0.01
+
+
+def cli_env(prefix: str, **extra: str) -> dict[str, str]:
+    """The environment of a ``registryd`` subprocess on the test's prefix and services."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRYD_")}
+    env.update(
+        REGISTRYD_PREFIX=prefix,
+        REGISTRYD_AMQP_URL=AMQP_URL,
+        REGISTRYD_REDIS_URL=REDIS_URL,
+        REGISTRYD_LOG_FORMAT="json",
+        REGISTRYD_GRACE="5",
+    )
+    env.update(extra)
+    return env
+
+
+async def wait_for(condition: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0) -> None:
+    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        while True:
+            result = condition()
+            if not isinstance(result, bool):
+                result = await result
+            if result:
+                return
+            await asyncio.sleep(POLL)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+REDIS_SERVER = ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free port, without persistence, killable."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Its URL."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _spawn(self) -> None:
+        self.process = subprocess.Popen(
+            [*REDIS_SERVER, "--port", str(self.port)], stdout=subprocess.DEVNULL
+        )
+
+    async def start(self) -> None:
+        """Start it empty and wait until it answers."""
+        self._spawn()
+        client = Redis.from_url(self.url)
+        try:
+
+            async def answers() -> bool:
+                try:
+                    return bool(await client.ping())
+                except OSError:
+                    return False
+                except Exception:  # noqa: BLE001 - redis-py's ConnectionError while it starts
+                    return False
+
+            await wait_for(answers, 10)
+        finally:
+            await client.aclose()
+
+    def kill(self) -> None:
+        """Kill it at once."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+def unique_prefix() -> str:
+    """A prefix no other test (or run) uses: RabbitMQ names and Redis keys hang off it."""
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+def daemon_settings(prefix: str) -> Settings:
+    """Daemon settings for a test's prefix; no HTTP endpoint unless a test asks."""
+    return Settings(
+        prefix=prefix, amqp_url=AMQP_URL, redis_url=REDIS_URL, metrics_port=0, grace=5.0
+    )
+
+
+async def clean_prefix(connection: AbstractConnection, redis: Redis, prefix: str) -> None:
+    """Delete every queue, exchange and Redis key of ``prefix``."""
+    await delete_topology(connection, Names(prefix))
+    keys = [key async for key in redis.scan_iter(match=Keys(prefix).pattern(), count=1000)]
+    for start in range(0, len(keys), 1000):
+        await redis.delete(*keys[start : start + 1000])
