@@ -52,6 +52,8 @@ log = structlog.get_logger(__name__)
 
 #: How long closing a connection or waiting for a cancelled task may take.
 _CLOSE_SECONDS = 1.0
+#: Closing the Redis pool may take longer under load; cut short, its sockets would leak.
+_REDIS_CLOSE_SECONDS = 5.0
 #: A lost or refusing backend: the session ends and the next one starts after a backoff.
 _BACKEND_ERRORS = (Unavailable, TimeoutError, *BROKER_ERRORS)
 #: Seconds between two readings of the queues' depths and the committed revision.
@@ -358,7 +360,7 @@ class Daemon:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(connection.close(), _CLOSE_SECONDS)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(redis.aclose(), _CLOSE_SECONDS)
+            await asyncio.wait_for(redis.aclose(), _REDIS_CLOSE_SECONDS)
 
     async def _drain(self, session: _Session) -> None:
         try:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from aio_pika.abc import AbstractConnection
+from redis.asyncio import Redis
 
 from tests.harness import RunningDaemon, cli_env, free_port, http_get, wait_for
 
@@ -64,7 +66,9 @@ def _snippets() -> list[Snippet]:
 
 
 SNIPPETS = _snippets()
-PYTHON = [s for s in SNIPPETS if s.language == "python"]
+#: The ``buildbot.tac`` lines run in every live Buildbot master (tests/buildbot/live.py).
+TAC_MARK = "# buildbot.tac, right after"
+PYTHON = [s for s in SNIPPETS if s.language == "python" and not s.code.startswith(TAC_MARK)]
 SHELL = [s for s in SNIPPETS if s.language == "sh" and not s.skipped]
 
 
@@ -79,6 +83,15 @@ def test_the_readme_has_snippets_of_both_kinds() -> None:
     assert PYTHON
     assert SHELL
     assert [s for s in SNIPPETS if s.skipped] == [s for s in SNIPPETS if "make all" in s.code]
+
+
+def test_the_buildbot_tac_lines_are_the_ones_the_live_masters_run() -> None:
+    """The one Python block not run here is run by every live Buildbot master instead."""
+    from tests.buildbot.live import TAC_MARK as LIVE_MARK  # noqa: PLC0415 - needs buildbot
+    from tests.buildbot.live import readme_tac_lines  # noqa: PLC0415
+
+    (tac,) = [s for s in SNIPPETS if s.language == "python" and s.code.startswith(TAC_MARK)]
+    assert (TAC_MARK, "\n" + tac.code) == (LIVE_MARK, readme_tac_lines())
 
 
 @pytest.mark.parametrize("snippet", PYTHON, ids=str)
@@ -116,9 +129,14 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("snippet", SHELL, ids=str)
 async def test_shell_snippet_runs(
-    snippet: Snippet, clone: Path, daemon: RunningDaemon, prefix: str
+    snippet: Snippet, clone: Path, prefix: str, redis: Redis, amqp: AbstractConnection
 ) -> None:
-    """Every line of the block succeeds; a ``serve`` line serves, then stops cleanly."""
+    """Every line of the block succeeds; a ``serve`` line serves, then stops cleanly.
+
+    No daemon runs beside them: the blocks start their own (``make demo``, ``serve``), and
+    the demo refuses to delete a prefix that another daemon serves. The ``redis`` and
+    ``amqp`` fixtures delete what they leave under the test's prefix.
+    """
     exports: list[str] = []
     for command in _commands(snippet.code):
         if command.startswith("export "):
