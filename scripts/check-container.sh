@@ -18,39 +18,8 @@ image=localhost/registryd:check
 prefix="t-container-$(date +%s)-$$"
 port=$(.venv/bin/python -c 'from tests.harness import free_port; print(free_port())')
 name="registryd-check-$$"
-work=$(mktemp -d)
-
-cleanup() {
-  podman rm --force --ignore "$name" >/dev/null 2>&1 || true
-  .venv/bin/python - "$prefix" <<'EOF' || true
-import asyncio, sys
-import aio_pika
-from redis.asyncio import Redis
-from tests.harness import AMQP_URL, REDIS_URL, clean_prefix
-
-async def main() -> None:
-    connection = await aio_pika.connect(AMQP_URL)
-    redis = Redis.from_url(REDIS_URL)
-    await clean_prefix(connection, redis, sys.argv[1])
-    await redis.aclose()
-    await connection.close()
-
-asyncio.run(main())
-EOF
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# Some hosts (this project's CI machines) give root no CAP_SYS_RESOURCE, so podman's
-# default nproc/nofile ulimits cannot be set, and mix cgroup v1 and v2, which crun
-# refuses; runc copes. Neither setting changes what the image is.
-cat >"$work/containers.conf" <<'EOF'
-[containers]
-default_ulimits = []
-[engine]
-runtime = "runc"
-EOF
-export CONTAINERS_CONF="$work/containers.conf"
+# shellcheck source=scripts/lib-podman.sh
+source scripts/lib-podman.sh
 
 if ! podman image exists "$base"; then
   echo "making $base with debootstrap (a few minutes, once)"

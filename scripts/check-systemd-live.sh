@@ -13,32 +13,8 @@ image=localhost/registryd-systemd:check
 name="registryd-systemd-$$"
 prefix="t-systemd-$(date +%s)-$$"
 port=$(.venv/bin/python -c 'from tests.harness import free_port; print(free_port())')
-work=$(mktemp -d)
-
-cleanup() {
-  podman rm --force --ignore "$name" >/dev/null 2>&1 || true
-  .venv/bin/python - "$prefix" <<'EOF' || true
-import asyncio, sys
-import aio_pika
-from redis.asyncio import Redis
-from tests.harness import AMQP_URL, REDIS_URL, clean_prefix
-
-async def main() -> None:
-    connection = await aio_pika.connect(AMQP_URL)
-    redis = Redis.from_url(REDIS_URL)
-    await clean_prefix(connection, redis, sys.argv[1])
-    await redis.aclose()
-    await connection.close()
-
-asyncio.run(main())
-EOF
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# As in check-container.sh: hosts without CAP_SYS_RESOURCE and with mixed cgroups.
-printf '[containers]\ndefault_ulimits = []\n[engine]\nruntime = "runc"\n' >"$work/containers.conf"
-export CONTAINERS_CONF="$work/containers.conf"
+# shellcheck source=scripts/lib-podman.sh
+source scripts/lib-podman.sh
 
 # The image's venv is /opt/registryd; the unit's is /opt/registryd/venv.
 sed 's#/opt/registryd/venv#/opt/registryd#g' systemd/registryd.service >"$work/registryd.service"
