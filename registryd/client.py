@@ -313,8 +313,12 @@ class RegistryClient:
         asked for again in halves. Pages may straddle changes (PROTOCOL.md section 2).
         """
         workers: list[Worker] = []
-        filters = {"masterid": masterid, "builderid": builderid, "paused": paused}
-        filters["graceful"] = graceful
+        filters = {
+            "masterid": masterid,
+            "builderid": builderid,
+            "paused": paused,
+            "graceful": graceful,
+        }
         while True:
             op = _op(GetWorkers, **filters, limit=page_size, after=workers[-1].id if workers else 0)
             try:

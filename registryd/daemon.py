@@ -243,6 +243,8 @@ class Daemon:
             if error is None:
                 continue
             if isinstance(error, _BACKEND_ERRORS):
+                # Before the session closes (which stops consuming), so that the state
+                # goes straight from serving to retrying rather than through starting.
                 self.health.fail("rabbitmq")
                 raise Unavailable(f"session ended: {error}") from error
             name = task.get_name() if isinstance(task, asyncio.Task) else "task"

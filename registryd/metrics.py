@@ -35,6 +35,9 @@ from registryd.protocol import VERSION
 
 __all__ = ["CRASH_WINDOW", "Health", "Metrics", "MetricsServer", "RelayLag"]
 
+# Process-wide in prometheus_client, once (wanted everywhere); it ships no annotations.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
 #: Seconds ``/healthz`` stays 503 after a task crashed, so that a crash loop shows.
 CRASH_WINDOW = 30.0
 
@@ -86,8 +89,6 @@ class Metrics:
     """The daemon's counters, gauges and histograms, on a registry of its own."""
 
     def __init__(self) -> None:
-        # Process-wide in prometheus_client (wanted everywhere); it ships no annotations.
-        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = r = CollectorRegistry()
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)

@@ -21,8 +21,8 @@ from registryd.amqp.topology import Topology
 from registryd.broker import copy_message
 from registryd.errors import RegistryError, Unavailable
 from registryd.metrics import Health, Metrics
-from registryd.models.ops import EVENTS, Operation
-from registryd.models.wire import MAX_BODY, parse_event
+from registryd.models import Operation, parse_params
+from registryd.models.wire import event_model
 from registryd.ports import DUPLICATE, Applied
 from registryd.protocol import ERROR_HEADER, USER_HEADER, rejected_message
 from registryd.registry import authorize
@@ -33,22 +33,10 @@ __all__ = ["EventConsumer", "dead_letter", "dead_letter_message"]
 
 log = structlog.get_logger(__name__)
 
-Prepared = tuple[AbstractIncomingMessage, Operation | RegistryError]
+#: A delivery, its event type (for metrics) and its operation, or why it is refused.
+Prepared = tuple[AbstractIncomingMessage, str, Operation | RegistryError]
 #: The ``type`` label of a refused event whose body names no known type.
 UNKNOWN_TYPE = "unknown"
-
-
-def event_type(message: AbstractIncomingMessage, parsed: Operation | RegistryError) -> str:
-    """The event's type for metrics: one of the protocol's, so the labels stay few."""
-    if isinstance(parsed, Operation) and parsed.event_type:
-        return parsed.event_type
-    if len(message.body) > MAX_BODY:
-        return UNKNOWN_TYPE
-    try:
-        kind = json.loads(message.body).get("type")
-    except (ValueError, AttributeError, RecursionError):  # not JSON, not an object, too deep
-        return UNKNOWN_TYPE
-    return kind if isinstance(kind, str) and kind in EVENTS else UNKNOWN_TYPE
 
 
 def dead_letter_message(
@@ -142,28 +130,34 @@ class EventConsumer:
             if stop_after:
                 return
 
-    def _prepare(self, message: AbstractIncomingMessage) -> Operation | RegistryError:
+    def _prepare(self, message: AbstractIncomingMessage) -> Prepared:
+        """Parse and authorize; the type is the protocol's one the body names, if any."""
         try:
-            op = parse_event(message.body)
+            model, fields = event_model(message.body)
+        except RegistryError as error:
+            return message, UNKNOWN_TYPE, error
+        kind = model.event_type or UNKNOWN_TYPE
+        try:
+            op = parse_params(model, fields)
             authorize(op, message.user_id, self.auth_masters)
         except RegistryError as error:
-            return error
-        return op
+            return message, kind, error
+        return message, kind, op
 
     async def _process(self, batch: list[AbstractIncomingMessage]) -> None:
-        prepared: list[Prepared] = [(m, self._prepare(m)) for m in batch]
-        writes = [(op, m.message_id) for m, op in prepared if isinstance(op, Operation)]
+        prepared = [self._prepare(m) for m in batch]
+        writes = [(op, m.message_id) for m, _, op in prepared if isinstance(op, Operation)]
         results = iter(await self._apply(writes))
-        for message, parsed in prepared:
+        for message, kind, parsed in prepared:
             outcome = next(results) if isinstance(parsed, Operation) else parsed
             if isinstance(outcome, RegistryError):
                 await dead_letter(self.topology, message, outcome)
-                self._count_refused(event_type(message, parsed), outcome.code)
+                self._count_refused(kind, outcome.code)
             elif outcome is DUPLICATE:
                 self.metrics.events.labels("duplicate").inc()
             else:
                 self.metrics.events.labels("applied").inc()
-                self.metrics.events_applied.labels(event_type(message, parsed)).inc()
+                self.metrics.events_applied.labels(kind).inc()
         self.metrics.event_batches.observe(len(batch))
         await batch[-1].ack(multiple=True)
 

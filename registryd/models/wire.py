@@ -17,7 +17,14 @@ from registryd.errors import BadRequest, RegistryError, UnknownMethod, UnknownTy
 from registryd.models.ops import EVENTS, OPERATIONS, Operation
 from registryd.models.validation import parse_params
 
-__all__ = ["MAX_BODY", "encode_error", "encode_result", "parse_event", "parse_request"]
+__all__ = [
+    "MAX_BODY",
+    "encode_error",
+    "encode_result",
+    "event_model",
+    "parse_event",
+    "parse_request",
+]
 
 #: Events and requests larger than this are ``bad_request``.
 MAX_BODY: Final = 1024 * 1024
@@ -41,8 +48,11 @@ def _object(body: bytes) -> dict[str, Any]:
     return data
 
 
-def parse_event(body: bytes) -> Operation:
-    """The operation an event body asks for; ``type`` decides, the routing key does not."""
+def event_model(body: bytes) -> tuple[type[Operation], dict[str, Any]]:
+    """The first two steps of :func:`parse_event`: the model ``type`` names, and the fields.
+
+    Raises ``bad_request`` or ``unknown_type``; the fields are not checked yet.
+    """
     data = _object(body)
     kind = data.pop("type", None)
     if not isinstance(kind, str):
@@ -50,7 +60,12 @@ def parse_event(body: bytes) -> Operation:
     model = EVENTS.get(kind)
     if model is None:
         raise UnknownType(f"unknown event type {kind!r}; known: {', '.join(sorted(EVENTS))}")
-    return parse_params(model, data)
+    return model, data
+
+
+def parse_event(body: bytes) -> Operation:
+    """The operation an event body asks for; ``type`` decides, the routing key does not."""
+    return parse_params(*event_model(body))
 
 
 def parse_request(body: bytes) -> Operation:
