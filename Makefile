@@ -48,11 +48,17 @@ run: $(VENV_STAMP)
 demo: $(RUN_STAMP)
 	@bash scripts/demo.sh
 
-# The benchmarks, each against a floor measured in the same run (see README "Benchmarks").
+# The suite: every path beside its floor measured in the same run, 1,000 to 100,000
+# workers, and Buildbot's SQLite connector (bench/suite.py, bench/RESULTS.md); then a
+# Buildbot master through registryd against its own SQL tables (bench/bench_buildbot.py).
 bench: $(VENV_STAMP)
-	$(PY) bench/bench_get_workers.py
-	$(PY) bench/bench_events.py
+	$(PY) -m bench.suite
 	$(PY) bench/bench_buildbot.py
+
+# 1,000 and 10,000 workers, few repetitions (about two minutes): what CI runs.
+.PHONY: bench-quick
+bench-quick: $(VENV_STAMP)
+	$(PY) -m bench.suite --quick
 
 compose-check: $(VENV_STAMP)
 	.venv/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml

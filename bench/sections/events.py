@@ -1,0 +1,170 @@
+"""Events and notifications: ingest, notification latency and master expiry, with floors."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+
+from bench import fleet
+from bench.context import Context, progress
+from bench.floors import consume_ack_seconds, publish_confirmed, publish_consume_latencies
+from bench.registry_paths import (
+    commit_latencies,
+    event_latencies,
+    expiry_seconds,
+    ingest_seconds,
+    pause_event,
+)
+from bench.report import Row, at_least, at_most
+from bench.stats import FEWEST, Stat, percentile
+
+__all__ = ["event_rows", "expiry_rows"]
+
+#: One latency path: (rate, count) to the seconds each of ``count`` messages took.
+Measure = Callable[[float, int], Awaitable[list[float]]]
+
+
+async def _dead_letters(ctx: Context) -> int:
+    channel = await ctx.connection.channel()
+    queue = await channel.declare_queue(ctx.names.dead, passive=True)
+    await channel.close()
+    return queue.declaration_result.message_count or 0
+
+
+async def event_rows(ctx: Context, n: int) -> list[Row]:
+    """Ingest (events/s) and notification latency, beside their floors."""
+    plan = ctx.plan
+    paused = fleet.paused_ids(n)
+    count = plan.ingest_events
+    bodies = [pause_event(paused[i % len(paused)], f"floor-{i}") for i in range(count)]
+    stats = {key: Stat() for key in ("publish", "drain", "ingest")}
+    quorum = ctx.bench_names.quorum
+    await (await ctx.channel.get_queue(quorum)).purge()
+    for rep in range(plan.event_reps):
+        progress(f"{n:,}: ingest, repetition {rep + 1}/{plan.event_reps}")
+        stats["publish"].add(await publish_confirmed(ctx.channel.default_exchange, quorum, bodies))
+        stats["drain"].add(await consume_ack_seconds(ctx.connection, quorum, count, 512, 256))
+        stats["ingest"].add(await ingest_seconds(ctx.subscriber, ctx.events, paused, count))
+    rates = {key: Stat([count / s for s in stat.samples]) for key, stat in stats.items()}
+    floor = Stat([count / s for s in (stats["publish"] + stats["drain"]).samples])
+    ctx.first.setdefault("ingest", rates["ingest"])
+    section = "events and notifications"
+    rows = [
+        Row(section, n, "end-to-end ingest, events/s", rates["ingest"], "/s",
+            floor=floor, floor_label="publish with confirms + consume+ack", target=at_least(0.7),
+            note=f"{count:,} events: published with confirms → applied → notification received"),
+        Row(section, n, "floor part: publish with confirms, msg/s", rates["publish"], "/s"),
+        Row(section, n, "floor part: consume+ack from a quorum queue, msg/s", rates["drain"], "/s"),
+    ]  # fmt: skip
+    if n != plan.sizes[0]:
+        rows.append(
+            Row("scale: no slower with more workers", n, "scale: end-to-end ingest, events/s",
+                rates["ingest"], "/s", floor=ctx.first["ingest"],
+                floor_label=f"at {plan.sizes[0]:,}", target=at_least(1 / 1.3))
+        )  # fmt: skip
+    rows += await _latency_rows(ctx, n, paused, rates["ingest"].median, rates["publish"].median)
+    dead = await _dead_letters(ctx)
+    if dead:
+        rows[0].error = f"{dead} bench events were dead-lettered: the bench is wrong"
+    return rows
+
+
+def _rate(plan_rate: float, capacity: float) -> float:
+    """The steady rate to measure at: the plan's, or half of what the path sustains now.
+
+    Above what a path sustains, its latency only measures a queue growing for as long
+    as the measurement lasts.
+    """
+    return plan_rate if capacity >= 1.2 * plan_rate else capacity / 2
+
+
+def _grows(seconds: list[float], duration: float) -> bool:
+    """Whether a queue built up: the rate is higher than what the path sustains.
+
+    Either latency grew through the run, or the last messages waited a good part of
+    the time it took to send them all.
+    """
+    tenth = max(1, len(seconds) // 10)
+    first, last = statistics.median(seconds[:tenth]), statistics.median(seconds[-tenth:])
+    return (last > 3 * first and last > 0.05) or last > max(0.1, duration / 4)
+
+
+async def _latency_rows(
+    ctx: Context, n: int, paused: list[int], ingest: float, publish: float
+) -> list[Row]:
+    """Latency at a steady rate, each path beside bare publish→consume at the same rate.
+
+    ``ingest`` and ``publish`` are the rates ingest and bare publishing sustained just
+    before: the commit path needs the broker only, the event path registryd's ingest too.
+    """
+    plan = ctx.plan
+    paths: dict[str, tuple[float, Measure]] = {
+        "commit": (
+            _rate(plan.latency_rate, publish),
+            lambda rate, count: commit_latencies(ctx.subscriber, ctx.store, paused, rate, count),
+        ),
+        "event": (
+            _rate(plan.latency_rate, min(ingest, publish)),
+            lambda rate, count: event_latencies(ctx.subscriber, ctx.events, paused, rate, count),
+        ),
+    }
+    stats: dict[str, Stat] = defaultdict(Stat)
+    growing: set[str] = set()
+    for rep in range(plan.event_reps):
+        progress(f"{n:,}: notification latency, repetition {rep + 1}/{plan.event_reps}")
+        for path, (rate, measure) in paths.items():
+            count = max(FEWEST, int(rate * plan.latency_seconds))
+            bare = await publish_consume_latencies(
+                ctx.channel, ctx.bench_names.latency, rate, count
+            )
+            seconds = await measure(rate, count)
+            if _grows(seconds, count / rate):
+                growing.add(path)
+            for name, values in ((f"{path}.floor", bare), (path, seconds)):
+                stats[f"{name}.p50"].add(percentile(values, 0.5))
+                stats[f"{name}.p99"].add(percentile(values, 0.99))
+    rows = []
+    for path, what in (("commit", "commit → subscriber"), ("event", "event publish → subscriber")):
+        rate = paths[path][0]
+        note = f"steady {rate:,.0f}/s"
+        if rate < plan.latency_rate:
+            note = f"at {rate:,.0f}/s, half of what this path sustains on this machine now"
+        if path in growing:
+            note += "; QUEUEING: latency grows through the run, the rate is too high"
+        label = f"bare publish→consume at {rate:,.0f}/s"
+        rows += [
+            Row("events and notifications", n, f"notification latency p50, {what}",
+                stats[f"{path}.p50"], "s", floor=stats[f"{path}.floor.p50"], floor_label=label,
+                note=note),
+            Row("events and notifications", n, f"notification latency p99, {what}",
+                stats[f"{path}.p99"], "s", floor=stats[f"{path}.floor.p99"], floor_label=label,
+                target=at_most(5.0) if path == "commit" else None),
+        ]  # fmt: skip
+    return rows
+
+
+async def expiry_rows(ctx: Context, n: int) -> list[Row]:
+    """A master with 5,000 workers: lease end to last notification, beside the relay's cost."""
+    relay, expired = Stat(), Stat()
+    problems = []
+    for rep in range(ctx.plan.expiry_reps):
+        progress(f"{n:,}: master expiry, repetition {rep + 1}/{ctx.plan.expiry_reps}")
+        result = await expiry_seconds(ctx.subscriber, ctx.store, ctx.client, lease=4.0)
+        relay.add(result.relay)
+        expired.add(result.expiry)
+        if result.notified != fleet.EXPIRY_WORKERS + 1 or result.repeats or not result.order_ok:
+            problems.append(
+                f"{result.notified} notifications ({result.repeats} repeated), "
+                f"the master's last: {result.order_ok}"
+            )
+    section = "master expiry (5,000 workers)"
+    row = Row(
+        section, n, "lease end → last notification", expired, "s", floor=relay,
+        floor_label="relay: one step changing 5,000 workers → last notification",
+        target=at_most(1.0, "figure", "s"),
+        note="expiry passes run every second",
+    )  # fmt: skip
+    if problems:
+        row.error = "; ".join(problems)
+    return [row]
