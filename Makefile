@@ -53,7 +53,7 @@ demo: $(RUN_STAMP)
 # Buildbot master through registryd against its own SQL tables (bench/bench_buildbot.py).
 bench: $(VENV_STAMP)
 	$(PY) -m bench.suite
-	$(PY) bench/bench_buildbot.py
+	$(PY) -m bench.bench_buildbot
 
 # 1,000 and 10,000 workers, few repetitions (about two minutes): what CI runs.
 .PHONY: bench-quick

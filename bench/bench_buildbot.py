@@ -20,7 +20,7 @@ its own SQL tables, and checks the issue's bound: start-up no slower than on its
 SQL tables by more than 2x (exit code 1 if not).
 Everything it makes (processes, database, prefix) is removed afterwards.
 
-    .venv/bin/python bench/bench_buildbot.py [--quick] [--workers N]
+    .venv/bin/python -m bench.bench_buildbot [--quick] [--workers N]
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,16 +36,14 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-import aio_pika
 import psycopg2
 from buildbot.config.master import DBConfig
 from buildbot.master import BuildMaster
-from redis.asyncio import Redis
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
+from bench.services import Child, clean_up, start_daemon
 from registryd.buildbot import install
-from registryd.client import RegistryClient
 
 AMQP: Final = os.environ.get("REGISTRYD_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDIS: Final = os.environ.get("REGISTRYD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -120,53 +116,6 @@ async def measure(
     finally:
         await master.db._shutdown()
         await master.db.pool.stop()
-
-
-def start_registryd(prefix: str, log: Path) -> subprocess.Popen[bytes]:
-    """``python -m registryd serve`` on ``prefix`` (a separate process, as in production)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRYD_")}
-    env.update(
-        REGISTRYD_PREFIX=prefix,
-        REGISTRYD_AMQP_URL=AMQP,
-        REGISTRYD_REDIS_URL=REDIS,
-        REGISTRYD_METRICS_PORT="0",
-        REGISTRYD_LOG_LEVEL="warning",
-    )
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "registryd", "serve"], env=env, stdout=out, stderr=out
-        )
-
-
-async def wait_ready(prefix: str) -> None:
-    """Until registryd answers ``ping`` (30 s at most)."""
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            async with await RegistryClient.connect(AMQP, prefix, timeout=2) as client:
-                await client.ping()
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
-        else:
-            return
-
-
-async def drop_prefix(prefix: str) -> None:
-    """Delete the prefix's Redis keys and RabbitMQ queues and exchanges."""
-    redis = Redis.from_url(REDIS)
-    keys = [k async for k in redis.scan_iter(match="\\{" + prefix + "\\}:*", count=1000)]
-    for start in range(0, len(keys), 1000):
-        await redis.delete(*keys[start : start + 1000])
-    await redis.aclose()
-    connection = await aio_pika.connect(AMQP)
-    async with connection:
-        channel = await connection.channel()
-        for name in ("events", "rpc", "dead"):
-            await channel.queue_delete(f"{prefix}.{name}")
-        for name in ("events", "notifications", "dead"):
-            await channel.exchange_delete(f"{prefix}.{name}")
 
 
 def postgres(statement: str) -> None:
@@ -258,21 +207,23 @@ def main() -> None:
     databases = [f"bench_bb_{run}_{n}" for n in range(2)]
     with tempfile.TemporaryDirectory(prefix="bench-buildbot-") as tmp:
         basedir = Path(tmp)
-        daemons = [start_registryd(p, basedir / f"{p}.log") for p in prefixes]
+        daemons: list[Child] = []
         try:
+            for prefix in prefixes:
+                logdir = basedir / prefix
+                logdir.mkdir()
+                # The production lease: a master heartbeats every 20 s, as it would.
+                daemons.append(asyncio.run(start_daemon(AMQP, REDIS, prefix, logdir, lease=60)))
             for database in databases:
                 postgres(f'CREATE DATABASE "{database}"')
-            for prefix in prefixes:
-                asyncio.run(wait_ready(prefix))
             results = run_reactor(lambda: measure_all(basedir, count, prefixes, databases))
         finally:
             for daemon in daemons:
-                daemon.send_signal(signal.SIGTERM)
-                daemon.wait(30)
+                asyncio.run(daemon.stop(30))
             for database in databases:
                 postgres(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
             for prefix in prefixes:
-                asyncio.run(drop_prefix(prefix))
+                asyncio.run(clean_up(AMQP, REDIS, prefix))
     sys.exit(0 if print_table(results, count) else 1)
 
 

@@ -113,8 +113,15 @@ def _spawn(command: Sequence[str], env: dict[str, str], log: Path) -> Child:
     return Child(process, log)
 
 
-async def start_daemon(amqp_url: str, redis_url: str, prefix: str, logdir: Path) -> Child:
-    """``registryd serve`` on ``prefix`` with a 4 s master lease, answering ``ping``."""
+async def start_daemon(
+    amqp_url: str, redis_url: str, prefix: str, logdir: Path, *, lease: float = 4.0
+) -> Child:
+    """``registryd serve`` on ``prefix``, answering ``ping``, its log in ``logdir``.
+
+    The default master lease of 4 s is long enough that expiry passes run every second as
+    in production (lease / 4, at most 1 s), short enough that the expiry measurement
+    waits a few seconds.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRYD_")}
     env.update(
         REGISTRYD_PREFIX=prefix,
@@ -123,9 +130,7 @@ async def start_daemon(amqp_url: str, redis_url: str, prefix: str, logdir: Path)
         REGISTRYD_METRICS_PORT="0",
         REGISTRYD_LOG_LEVEL="warning",
         REGISTRYD_LOG_FORMAT="console",
-        # Long enough that expiry passes run every second as in production (lease / 4,
-        # at most 1 s), short enough that the expiry measurement waits a few seconds.
-        REGISTRYD_MASTER_LEASE="4",
+        REGISTRYD_MASTER_LEASE=str(lease),
     )
     child = _spawn([sys.executable, "-m", "registryd", "serve"], env, logdir / "registryd.log")
     deadline = time.monotonic() + 60
