@@ -28,6 +28,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from registryd.errors import ConfigError
+from registryd.logs import mask
 
 __all__ = [
     "ENV_PREFIX",
@@ -49,7 +50,6 @@ _RENAMED: Final = {"master_lease": "masters.lease"}
 #: Settings given as JSON in the environment (a TOML table in the file).
 _JSON_SETTINGS: Final = frozenset({"auth_masters"})
 _URL_SCHEMES: Final = {"amqp_url": ("amqp", "amqps"), "redis_url": ("redis", "rediss", "unix")}
-_PASSWORD: Final = re.compile(r"(?<=:)[^:@/]*(?=@)")
 
 #: False while :func:`load_settings` builds settings from values it read itself.
 _READ_ENVIRONMENT: ContextVar[bool] = ContextVar("registryd_read_environment", default=True)
@@ -153,7 +153,7 @@ class Given:
 
 def _shown(setting: str, text: str) -> str:
     """The value as it may be shown: a URL's password replaced by ``***``."""
-    return _PASSWORD.sub("***", text, count=1) if setting in _URL_SCHEMES else text
+    return mask(text) if setting in _URL_SCHEMES else text
 
 
 def _flatten(data: Mapping[str, Any], path: str = "") -> dict[str, Any]:
