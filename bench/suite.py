@@ -89,26 +89,45 @@ async def _populate(ctx: Context, n: int) -> dict[str, int]:
     return usage
 
 
+#: The sections of a size, by the name ``--sections`` takes.
+SECTIONS = ("listings", "rpc", "events", "expiry", "memory")
+
+
+def _wanted(ctx: Context, section: str) -> bool:
+    return not ctx.plan.sections or section in ctx.plan.sections
+
+
 async def measure_size(ctx: Context, n: int) -> list[Row]:
-    """Every section at ``n`` workers."""
+    """Every section at ``n`` workers (those of ``--sections`` when given)."""
     usage = await _populate(ctx, n)
     rows: list[Row] = []
-    await _section(rows, ctx, n, "getWorkers listings", lambda: sections.listing_rows(ctx, n))
-    await _section(rows, ctx, n, "RPC: getWorker and a write", lambda: sections.rpc_rows(ctx, n))
+    if _wanted(ctx, "listings"):
+        await _section(rows, ctx, n, "getWorkers listings", lambda: sections.listing_rows(ctx, n))
+    if _wanted(ctx, "rpc"):
+        await _section(
+            rows, ctx, n, "RPC: getWorker and a write", lambda: sections.rpc_rows(ctx, n)
+        )
+    if _wanted(ctx, "events") or _wanted(ctx, "expiry"):
+        await _notification_sections(ctx, n, rows)
+    if _wanted(ctx, "memory"):
+        await _section(rows, ctx, n, "memory", lambda: sections.memory_rows(ctx, n, usage))
+    return rows
+
+
+async def _notification_sections(ctx: Context, n: int, rows: list[Row]) -> None:
     await ctx.subscriber.bind()
     try:
         await ctx.subscriber.settle(ctx.store)
-        await _section(
-            rows, ctx, n, "events and notifications", lambda: sections.event_rows(ctx, n)
-        )
-        if n >= fleet.EXPIRY_WORKERS:
+        if _wanted(ctx, "events"):
+            await _section(
+                rows, ctx, n, "events and notifications", lambda: sections.event_rows(ctx, n)
+            )
+        if n >= fleet.EXPIRY_WORKERS and _wanted(ctx, "expiry"):
             await _section(
                 rows, ctx, n, "master expiry (5,000 workers)", lambda: sections.expiry_rows(ctx, n)
             )
     finally:
         await ctx.subscriber.unbind()
-    await _section(rows, ctx, n, "memory", lambda: sections.memory_rows(ctx, n, usage))
-    return rows
 
 
 async def buildbot_figures(plan: Plan) -> dict[str, dict[str, list[float]]]:
@@ -192,6 +211,14 @@ def _plan(args: argparse.Namespace) -> Plan:
         plan = dataclasses.replace(plan, reps=args.reps)
     if args.no_buildbot:
         plan = dataclasses.replace(plan, buildbot=False)
+    if args.sections:
+        chosen = frozenset(args.sections.split(","))
+        unknown = sorted(chosen - set(SECTIONS))
+        if unknown:
+            raise SystemExit(
+                f"--sections: unknown {', '.join(unknown)}; known: {', '.join(SECTIONS)}"
+            )
+        plan = dataclasses.replace(plan, sections=chosen)
     return plan
 
 
@@ -203,6 +230,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--workers", help="comma-separated sizes, e.g. 1000,10000")
     parser.add_argument("--reps", type=int, help="repetitions of each measurement")
     parser.add_argument("--no-buildbot", action="store_true", help="skip Buildbot's SQLite")
+    parser.add_argument("--sections", help=f"comma-separated, of: {', '.join(SECTIONS)} (all)")
     parser.add_argument("--markdown", type=Path, help="also write the report to this file")
     parser.add_argument("--json", type=Path, help="write every row with its samples here")
     parser.add_argument("--profile", type=Path, help="py-spy each section into this directory")
