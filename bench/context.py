@@ -39,7 +39,7 @@ class Plan:
     sizes: tuple[int, ...] = (1_000, 10_000, 100_000)
     reps: int = 5
     #: The sections to run (:data:`bench.suite.SECTIONS`); all when empty.
-    sections: frozenset[str] = frozenset()
+    sections: tuple[str, ...] = ()
     #: Seconds one sample of a short call should take (it is then a median of several).
     budget: float = 0.1
     sequential_calls: int = 500

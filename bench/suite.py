@@ -212,8 +212,8 @@ def _plan(args: argparse.Namespace) -> Plan:
     if args.no_buildbot:
         plan = dataclasses.replace(plan, buildbot=False)
     if args.sections:
-        chosen = frozenset(args.sections.split(","))
-        unknown = sorted(chosen - set(SECTIONS))
+        chosen = tuple(args.sections.split(","))
+        unknown = sorted(set(chosen) - set(SECTIONS))
         if unknown:
             raise SystemExit(
                 f"--sections: unknown {', '.join(unknown)}; known: {', '.join(SECTIONS)}"
