@@ -60,12 +60,17 @@ class ServerTls:
     keyfile: Path
     #: ``True``: a client without a certificate the CA signed is refused.
     fail_if_no_peer_cert: bool = False
+    #: More loopback addresses to listen on besides 127.0.0.1 (say, one the server's
+    #: certificate does not name).
+    also_on: tuple[str, ...] = ()
 
     def config(self, port: int) -> list[str]:
         """The ``rabbitmq.conf`` lines of a TLS listener on ``port``."""
         fail = "true" if self.fail_if_no_peer_cert else "false"
+        more = [f"listeners.ssl.{n} = {host}:{port}" for n, host in enumerate(self.also_on, 2)]
         return [
             f"listeners.ssl.default = 127.0.0.1:{port}",
+            *more,
             f"ssl_options.cacertfile = {self.cacertfile}",
             f"ssl_options.certfile = {self.certfile}",
             f"ssl_options.keyfile = {self.keyfile}",
