@@ -91,7 +91,7 @@ def _urls(rabbit: PrivateRabbit, redis: TlsRedis, host: str = "localhost") -> di
 
 
 def _tls_env(pki: Pki, *, ca: Path | None = None, check: bool = True) -> dict[str, str]:
-    env = {}
+    env: dict[str, str] = {}
     for backend in ("AMQP", "REDIS"):
         env |= {
             f"REGISTRYD_{backend}_CA_FILE": str(ca or pki.ca),
@@ -127,7 +127,9 @@ async def test_the_daemon_serves_over_tls_and_client_and_commands_reach_it(
         async with await RegistryClient.connect(prefix=prefix) as client:
             assert (await client.ping()).epoch
             workerid = await client.find_worker_id("tls-worker")
-            assert (await client.get_worker(workerid)).name == "tls-worker"
+            worker = await client.get_worker(workerid)
+            assert worker is not None
+            assert worker.name == "tls-worker"
             await client.master_heartbeat(7, name="tls-master")
 
             async def listed() -> bool:
