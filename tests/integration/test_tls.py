@@ -1,7 +1,7 @@
 """amqps:// and rediss://: the daemon, the client, check and the operator commands over TLS.
 
-One private RabbitMQ node with a TLS listener that requires a client certificate, and
-one TLS-only redis-server (``--port 0``, ``--tls-auth-clients yes``, a password), both
+The session's private RabbitMQ node, whose TLS listener requires a client certificate,
+and one TLS-only redis-server (``--port 0``, ``--tls-auth-clients yes``, a password), both
 with certificates this module makes (tests.harness.tls). Both also listen on
 127.0.0.2, a loopback address their certificate does not name.
 """
@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +22,6 @@ from registryd.errors import Unavailable
 from registryd.probe import probe
 from tests.harness import (
     PrivateRabbit,
-    ServerTls,
     cli_env,
     served,
     start_daemon,
@@ -32,7 +29,7 @@ from tests.harness import (
     wait_for,
 )
 from tests.harness.services import REGISTRYD
-from tests.harness.tls import UNLISTED_HOST, Pki, TlsRedis, make_pki
+from tests.harness.tls import UNLISTED_HOST, Pki, TlsRedis
 
 pytestmark = [pytest.mark.integration, pytest.mark.rabbit_node]
 
@@ -42,34 +39,18 @@ REDIS_PASSWORD = "redis-secret-9d1e"
 
 
 @pytest.fixture(scope="module")
-def pki() -> Iterator[Pki]:
-    """A CA, server and client certificates, and an unrelated CA (readable by rabbitmq)."""
-    # Not tmp_path: pytest's base dir is 0700 root, and RabbitMQ reads these as rabbitmq.
-    directory = Path(tempfile.mkdtemp(prefix="registryd-pki-"))
+def rabbit(private_rabbit: PrivateRabbit) -> Iterator[PrivateRabbit]:
+    """The private node, with a user of this module's (all permissions, a password)."""
+
+    async def add() -> None:
+        await private_rabbit.ctl("add_user", AMQP_USER, AMQP_PASSWORD)
+        await private_rabbit.ctl("set_permissions", "-p", "/", AMQP_USER, ".*", ".*", ".*")
+
+    asyncio.run(add())
     try:
-        yield make_pki(directory)
+        yield private_rabbit
     finally:
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def rabbit(pki: Pki) -> Iterator[PrivateRabbit]:
-    """A private node: plain and TLS listeners; TLS needs a client certificate."""
-    tls = ServerTls(
-        pki.ca, pki.server_cert, pki.server_key, fail_if_no_peer_cert=True, also_on=(UNLISTED_HOST,)
-    )
-    node = PrivateRabbit(tls=tls)
-    try:
-        asyncio.run(_start_with_user(node))
-        yield node
-    finally:
-        asyncio.run(node.stop())
-
-
-async def _start_with_user(node: PrivateRabbit) -> None:
-    await node.start()
-    await node.ctl("add_user", AMQP_USER, AMQP_PASSWORD)
-    await node.ctl("set_permissions", "-p", "/", AMQP_USER, ".*", ".*", ".*")
+        asyncio.run(private_rabbit.ctl("delete_user", AMQP_USER))
 
 
 @pytest.fixture(scope="module")
