@@ -21,6 +21,7 @@ from registryd.config import Settings
 from registryd.errors import Unavailable
 from registryd.probe import probe
 from tests.harness import (
+    AMQP_URL,
     PrivateRabbit,
     cli_env,
     served,
@@ -219,3 +220,20 @@ async def test_the_client_library_refuses_a_server_it_cannot_verify(
             url, unique_prefix(), timeout=5, tls=pki.client(ca=pki.other_ca)
         )
     assert AMQP_PASSWORD not in str(raised.value)
+
+
+async def test_a_client_certificate_is_needed_only_where_redis_asks_for_one(
+    pki: Pki, redis_tls: TlsRedis
+) -> None:
+    """Without a client certificate: ``--tls-auth-clients optional`` serves, ``yes`` not."""
+    optional = TlsRedis(pki, auth_clients="optional")
+    await optional.start()
+    try:
+        prefix = unique_prefix()
+        ca_only = {"REGISTRYD_AMQP_URL": AMQP_URL, "REGISTRYD_REDIS_CA_FILE": str(pki.ca)}
+        served_without = _settings(prefix, ca_only | {"REGISTRYD_REDIS_URL": optional.url()})
+        assert await probe(served_without) == []
+        refused = _settings(prefix, ca_only | {"REGISTRYD_REDIS_URL": redis_tls.url()})
+        assert [name for name, _ in await probe(refused)] == ["redis"]
+    finally:
+        optional.stop()
