@@ -184,9 +184,8 @@ def _tls(error: BaseException, backend: Backend, where: _Where) -> Refusal | Non
             "at the CA that signed the server's certificate",
         )
     reason = str(getattr(error, "reason", "") or "") if isinstance(error, ssl.SSLError) else ""
-    if reason.endswith(
-        ("CERTIFICATE_REQUIRED", "HANDSHAKE_FAILURE", "UNKNOWN_CA", "BAD_CERTIFICATE")
-    ):
+    # The server's alerts about our certificate (not HANDSHAKE_FAILURE: ciphers too).
+    if reason.endswith(("CERTIFICATE_REQUIRED", "UNKNOWN_CA", "BAD_CERTIFICATE")):
         cert = where.tls.cert_file or "unset"
         return Refusal(
             name,
