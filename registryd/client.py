@@ -508,7 +508,7 @@ def _tls_options(url: str, tls: TlsFiles | None) -> dict[str, Any]:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     except OSError as exc:  # ssl.SSLError too
-        raise ConfigError(f"cannot use the TLS files of {tls}: {exc}") from None
+        raise ConfigError(f"cannot use the TLS files for RabbitMQ ({exc})") from None
 
 
 def _check_timeout(timeout: float) -> float:
