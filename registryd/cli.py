@@ -223,7 +223,13 @@ def _failure(error: BaseException, settings: Settings) -> tuple[str, int]:
     from registryd.errors import RegistryError  # noqa: PLC0415
     from registryd.operator import Exit, Refused, exit_code  # noqa: PLC0415
 
-    found = refusal(error, amqp_url=settings.amqp_url, redis_url=settings.redis_url)
+    found = refusal(
+        error,
+        amqp_url=settings.amqp_url,
+        redis_url=settings.redis_url,
+        amqp_tls=settings.amqp_tls,
+        redis_tls=settings.redis_tls,
+    )
     if found is not None:
         return found.message, Exit.UNAVAILABLE
     if isinstance(error, RegistryError):

@@ -45,6 +45,7 @@ from yarl import URL
 
 from registryd.broker import BROKER_ERRORS
 from registryd.errors import (
+    ConfigError,
     Internal,
     RegistryError,
     RpcTimeout,
@@ -77,6 +78,7 @@ from registryd.models import (
 from registryd.models.ops import MAX_PAGE
 from registryd.protocol import DEFAULT_PREFIX, DIRECT_REPLY_TO, JSON, Names
 from registryd.subscription import Resync, Subscription, SubscriptionItem
+from registryd.tls import TlsFiles, uses_tls
 
 __all__ = [
     "DEFAULT_URL",
@@ -135,22 +137,26 @@ class RegistryClient:
         prefix: str | None = None,
         *,
         timeout: float = 10.0,  # noqa: ASYNC109 - also the default of every later call
+        tls: TlsFiles | None = None,
     ) -> RegistryClient:
         """Connect to RabbitMQ at ``url``; ``timeout`` bounds this and is every call's default.
 
-        ``url`` and ``prefix`` not given are read as the daemon reads them:
-        ``REGISTRYD_AMQP_URL`` and ``REGISTRYD_PREFIX``, else the daemon's defaults
-        (:data:`DEFAULT_URL`, ``registry``). Raises :class:`~registryd.errors.Unavailable`
-        when the broker cannot be reached.
+        ``url``, ``prefix`` and ``tls`` not given are read as the daemon reads them:
+        ``REGISTRYD_AMQP_URL``, ``REGISTRYD_PREFIX`` and ``REGISTRYD_AMQP_CA_FILE``,
+        ``_CERT_FILE``, ``_KEY_FILE``, ``_CHECK_HOSTNAME``, else the daemon's defaults
+        (:data:`DEFAULT_URL`, ``registry``, the system's CAs). ``tls`` is used with an
+        ``amqps://`` URL only. Raises :class:`~registryd.errors.Unavailable` when the
+        broker cannot be reached (or its certificate is not trusted).
         """
         _check_timeout(timeout)
         url = url or os.environ.get("REGISTRYD_AMQP_URL") or DEFAULT_URL
         prefix = prefix or os.environ.get("REGISTRYD_PREFIX") or DEFAULT_PREFIX
         where = URL(url).with_password(None)
+        options = _tls_options(url, tls)
         connection: AbstractConnection | None = None
         try:
             async with asyncio.timeout(timeout):
-                connection = await aio_pika.connect(url, timeout=timeout)
+                connection = await aio_pika.connect(url, timeout=timeout, **options)
                 client = cls(connection, prefix, timeout=timeout, user=URL(url).user or "guest")
                 await client._rpc_channel()
         except BaseException as exc:
@@ -490,6 +496,19 @@ class RegistryClient:
         registry's, else the stream starts with a :class:`Resync`).
         """
         return Subscription(self, routing_keys=routing_keys, since=since, epoch=epoch)
+
+
+def _tls_options(url: str, tls: TlsFiles | None) -> dict[str, Any]:
+    """aio-pika's ``ssl_context`` for an ``amqps://`` URL (nothing for ``amqp://``)."""
+    if not uses_tls(url):
+        return {}
+    try:
+        tls = tls or TlsFiles.from_environ("amqp", os.environ)
+        return {"ssl_context": tls.context()}
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    except OSError as exc:  # ssl.SSLError too
+        raise ConfigError(f"cannot use the TLS files for RabbitMQ ({exc})") from None
 
 
 def _check_timeout(timeout: float) -> float:

@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, FilePath, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from registryd.errors import ConfigError
 from registryd.logs import mask
+from registryd.tls import TlsFiles, check_ca_file, check_client_pair, uses_tls
 
 __all__ = [
     "ENV_PREFIX",
@@ -50,6 +51,10 @@ _RENAMED: Final = {"master_lease": "masters.lease"}
 #: Settings given as JSON in the environment (a TOML table in the file).
 _JSON_SETTINGS: Final = frozenset({"auth_masters"})
 _URL_SCHEMES: Final = {"amqp_url": ("amqp", "amqps"), "redis_url": ("redis", "rediss", "unix")}
+#: The TLS settings of each backend, and the scheme that uses them.
+_TLS_SETTINGS: Final = ("ca_file", "cert_file", "key_file", "check_hostname")
+_TLS_SCHEME: Final = {"amqp": "amqps", "redis": "rediss"}
+_UNSAFE: Final = "unsafe: any certificate of the CA is then taken for the server's"
 
 #: False while :func:`load_settings` builds settings from values it read itself.
 _READ_ENVIRONMENT: ContextVar[bool] = ContextVar("registryd_read_environment", default=True)
@@ -63,6 +68,14 @@ class Settings(BaseSettings):
     prefix: str = Field("registry", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    amqp_ca_file: FilePath | None = Field(None, description="CA of the broker's certificate")
+    amqp_cert_file: FilePath | None = Field(None, description="client certificate (PEM)")
+    amqp_key_file: FilePath | None = Field(None, description="client certificate's key (PEM)")
+    amqp_check_hostname: bool = Field(default=True, description=_UNSAFE)
+    redis_ca_file: FilePath | None = Field(None, description="CA of Redis's certificate")
+    redis_cert_file: FilePath | None = Field(None, description="client certificate (PEM)")
+    redis_key_file: FilePath | None = Field(None, description="client certificate's key (PEM)")
+    redis_check_hostname: bool = Field(default=True, description=_UNSAFE)
     master_lease: float = Field(60.0, gt=0, description="seconds without heartbeat before expiry")
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -109,6 +122,46 @@ class Settings(BaseSettings):
             got = f"{scheme}://" if scheme else "no scheme"
             raise ValueError(f"must be a URL starting {wanted}, not {got}")
         return value
+
+    @field_validator(*(f"{b}_{name}" for b in _TLS_SCHEME for name in _TLS_SETTINGS))
+    @classmethod
+    def _over_tls_only(cls, value: object, info: ValidationInfo) -> object:
+        """A TLS setting for a plain URL is a mistake (the files would be ignored)."""
+        if value is None or value is True:  # unset (defaults are validated too)
+            return value
+        backend = str(info.field_name).split("_", 1)[0]
+        url = info.data.get(f"{backend}_url")
+        if url is not None and not uses_tls(url):
+            url_setting = env_variable(f"{backend}_url")
+            raise ValueError(f"applies to {_TLS_SCHEME[backend]}:// URLs only ({url_setting})")
+        if str(info.field_name).endswith("key_file") and not info.data.get(f"{backend}_cert_file"):
+            raise ValueError(f"needs {env_variable(f'{backend}_cert_file')} too")
+        if str(info.field_name).endswith("ca_file") and isinstance(value, Path):
+            check_ca_file(value)
+        return value
+
+    @field_validator("amqp_key_file", "redis_key_file")
+    @classmethod
+    def _loadable_pair(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        """The client certificate loads with its key (checked once both are read)."""
+        cert = info.data.get(str(info.field_name).replace("key_file", "cert_file"))
+        if cert is not None:
+            check_client_pair(cert, value)
+        return value
+
+    @property
+    def amqp_tls(self) -> TlsFiles:
+        """The broker connection's TLS settings (used with an ``amqps://`` URL)."""
+        return TlsFiles(
+            self.amqp_ca_file, self.amqp_cert_file, self.amqp_key_file, self.amqp_check_hostname
+        )
+
+    @property
+    def redis_tls(self) -> TlsFiles:
+        """The Redis connection's TLS settings (used with a ``rediss://`` URL)."""
+        return TlsFiles(
+            self.redis_ca_file, self.redis_cert_file, self.redis_key_file, self.redis_check_hostname
+        )
 
     @classmethod
     def settings_customise_sources(
@@ -225,6 +278,9 @@ _PLAIN: Final = {
     "string_pattern_mismatch": "must be 1 to 100 of the characters A-Z a-z 0-9 _ . -",
     "dict_type": "must be a table of AMQP user names to lists of master ids",
     "list_type": "must be a list",
+    "path_not_file": "must be an existing file",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
 }
 
 

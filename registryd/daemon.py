@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,8 +46,9 @@ from registryd.retry import forever
 from registryd.service import Registry
 from registryd.store import Keys, RedisStore, RelayStore, StoreSettings
 from registryd.systemd import Notifier
+from registryd.tls import uses_tls
 
-__all__ = ["Daemon", "connect_amqp", "connect_redis"]
+__all__ = ["Daemon", "amqp_ssl_context", "connect_amqp", "connect_redis", "redis_tls_kwargs"]
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +60,16 @@ _REDIS_CLOSE_SECONDS = 5.0
 _BACKEND_ERRORS = (Unavailable, TimeoutError, *BROKER_ERRORS)
 #: Seconds between two readings of the queues' depths and the committed revision.
 BACKLOG_SECONDS = 1.0
+
+
+def redis_tls_kwargs(settings: Settings) -> dict[str, Any]:
+    """redis-py's TLS arguments from the settings: empty unless the URL is ``rediss://``."""
+    return settings.redis_tls.redis_kwargs() if uses_tls(settings.redis_url) else {}
+
+
+def amqp_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """aio-pika's ``ssl_context`` from the settings: ``None`` unless the URL is ``amqps://``."""
+    return settings.amqp_tls.context() if uses_tls(settings.amqp_url) else None
 
 
 def connect_redis(settings: Settings, name: str = "registryd") -> Redis:
@@ -77,6 +89,7 @@ def connect_redis(settings: Settings, name: str = "registryd") -> Redis:
         health_check_interval=15,
         retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         client_name=f"{name}:{settings.prefix}",
+        **redis_tls_kwargs(settings),
     )
     return Redis.from_pool(pool)
 
@@ -89,6 +102,7 @@ async def connect_amqp(
         settings.amqp_url,
         timeout=10,
         client_properties={"connection_name": f"{name} {settings.prefix} {__version__}"},
+        ssl_context=amqp_ssl_context(settings),
     )
 
 
@@ -118,7 +132,12 @@ class Daemon:
         #: systemd's notification socket (``$NOTIFY_SOCKET``; does nothing without one).
         self.notifier = Notifier() if notifier is None else notifier
         #: A refused login or vhost is said once, as such: retrying will not fix it.
-        self.refusals = RefusalLog(amqp_url=settings.amqp_url, redis_url=settings.redis_url)
+        self.refusals = RefusalLog(
+            amqp_url=settings.amqp_url,
+            redis_url=settings.redis_url,
+            amqp_tls=settings.amqp_tls,
+            redis_tls=settings.redis_tls,
+        )
         self.health.watch(self._announce)
         self._ready_told = False
         self._crash_aged: asyncio.TimerHandle | None = None

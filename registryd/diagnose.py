@@ -9,10 +9,16 @@ for a loop that keeps retrying (an administrator may still fix the broker's side
 
 aiormq reports a refused vhost only as an unexpected ``Connection.Close`` frame in
 answer to ``Connection.Open`` (its reply text is lost): that is recognised by its text.
+
+TLS failures are refusals too: a certificate the CA file does not vouch for, a server
+name the certificate does not list, a client certificate missing or refused. Python's
+``ssl`` errors are the same for both backends: one wrapped in a redis-py error is
+Redis's, a bare one (aiormq raises it as it is) RabbitMQ's.
 """
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -28,7 +34,10 @@ from aiormq.exceptions import (
 )
 from redis.exceptions import AuthenticationError as RedisAuthenticationError
 from redis.exceptions import NoPermissionError as RedisNoPermissionError
+from redis.exceptions import RedisError
 from redis.exceptions import ResponseError as RedisResponseError
+
+from registryd.tls import Backend, TlsFiles
 
 __all__ = ["NO_RETRY", "Refusal", "RefusalLog", "refusal"]
 
@@ -39,6 +48,9 @@ NO_RETRY: Final = "retrying will not fix this"
 _AMQP_SETTING: Final = "REGISTRYD_AMQP_URL (amqp.url)"
 _REDIS_SETTING: Final = "REGISTRYD_REDIS_URL (redis.url)"
 _PERMISSIONS: Final = "docs/protocol.md section 10 lists them"
+#: OpenSSL's verify codes of a name the certificate does not list (host, IP address).
+_NAME_MISMATCH: Final = frozenset({62, 64})
+_NO_TLS: Final = TlsFiles()
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,7 @@ class _Where:
     """The parts of a URL an explanation names (never the password)."""
 
     url: str
+    tls: TlsFiles = _NO_TLS
 
     @property
     def user(self) -> str:
@@ -144,15 +157,73 @@ def _redis(error: BaseException, where: _Where) -> Refusal | None:
     return None
 
 
+def _tls_setting(backend: Backend, name: str) -> str:
+    return f"REGISTRYD_{backend.upper()}_{name.upper()} ({backend}.{name})"
+
+
+def _tls(error: BaseException, backend: Backend, where: _Where) -> Refusal | None:
+    """A TLS handshake that will fail again, in the words of the settings to correct."""
+    name: Literal["RabbitMQ", "Redis"] = "Redis" if backend == "redis" else "RabbitMQ"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        if error.verify_code in _NAME_MISMATCH:
+            return Refusal(
+                name,
+                "TLS server name mismatch",
+                f"{name} at {where.shown}: TLS server name check failed "
+                f"({error.verify_message}); {NO_RETRY}: connect by a name the server's "
+                f"certificate lists (in REGISTRYD_{backend.upper()}_URL) or give the server "
+                "a certificate for this name",
+            )
+        ca = where.tls.ca_file or "unset: the system's CAs"
+        ca_setting = _tls_setting(backend, "ca_file")
+        return Refusal(
+            name,
+            "TLS certificate verify failed",
+            f"{name} at {where.shown}: TLS certificate verify failed ({error.verify_message}; "
+            f"REGISTRYD_{backend.upper()}_CA_FILE={ca}); {NO_RETRY}: point {ca_setting} "
+            "at the CA that signed the server's certificate",
+        )
+    reason = str(getattr(error, "reason", "") or "") if isinstance(error, ssl.SSLError) else ""
+    # The server's alerts about our certificate (not HANDSHAKE_FAILURE: ciphers too).
+    if reason.endswith(("CERTIFICATE_REQUIRED", "UNKNOWN_CA", "BAD_CERTIFICATE")):
+        cert = where.tls.cert_file or "unset"
+        return Refusal(
+            name,
+            "TLS client certificate refused",
+            f"{name} at {where.shown} refused the TLS client certificate ({reason}; "
+            f"REGISTRYD_{backend.upper()}_CERT_FILE={cert}); {NO_RETRY}: set "
+            f"{_tls_setting(backend, 'cert_file')} and {_tls_setting(backend, 'key_file')} "
+            "to a certificate (and its key) of a CA the server trusts",
+        )
+    return None
+
+
+def _backend(error: BaseException) -> Backend:
+    """Whose error it is: Redis's if redis-py raised it (or a cause), else RabbitMQ's."""
+    return "redis" if any(isinstance(e, RedisError) for e in _chain(error)) else "amqp"
+
+
 def refusal(
-    error: BaseException, *, amqp_url: str = "amqp://", redis_url: str = "redis://"
+    error: BaseException,
+    *,
+    amqp_url: str = "amqp://",
+    redis_url: str = "redis://",
+    amqp_tls: TlsFiles = _NO_TLS,
+    redis_tls: TlsFiles = _NO_TLS,
 ) -> Refusal | None:
     """The refusal behind ``error`` (or one of its causes); ``None`` if it may heal.
 
-    The URLs (the configured ones) name the user, the vhost and the server.
+    The URLs (the configured ones) name the user, the vhost and the server; the TLS
+    settings name the files.
     """
+    amqp, redis = _Where(amqp_url, amqp_tls), _Where(redis_url, redis_tls)
+    backend = _backend(error)
     for cause in _chain(error):
-        found = _rabbitmq(cause, _Where(amqp_url)) or _redis(cause, _Where(redis_url))
+        found = (
+            _rabbitmq(cause, amqp)
+            or _redis(cause, redis)
+            or _tls(cause, backend, redis if backend == "redis" else amqp)
+        )
         if found is not None:
             return found
     return None
@@ -165,13 +236,24 @@ class RefusalLog:
     :meth:`forget` after a success, so that a later refusal is logged again.
     """
 
-    def __init__(self, *, amqp_url: str, redis_url: str) -> None:
-        self._urls = {"amqp_url": amqp_url, "redis_url": redis_url}
+    def __init__(
+        self,
+        *,
+        amqp_url: str,
+        redis_url: str,
+        amqp_tls: TlsFiles = _NO_TLS,
+        redis_tls: TlsFiles = _NO_TLS,
+    ) -> None:
+        self._urls = (amqp_url, redis_url)
+        self._tls = (amqp_tls, redis_tls)
         self._logged: set[str] = set()
 
     def __call__(self, error: BaseException) -> Refusal | None:
         """The refusal behind ``error`` (logged if it is new), or ``None``."""
-        found = refusal(error, **self._urls)
+        (amqp_url, redis_url), (amqp_tls, redis_tls) = self._urls, self._tls
+        found = refusal(
+            error, amqp_url=amqp_url, redis_url=redis_url, amqp_tls=amqp_tls, redis_tls=redis_tls
+        )
         if found is not None and found.message not in self._logged:
             self._logged.add(found.message)
             log.error(found.message, backend=found.backend, refusal=found.reason, hint=NO_RETRY)

@@ -45,7 +45,9 @@ async def connected(
     rather than after the request's timeout. Then a ``ping`` must answer. ``wait``
     seconds allow a daemon that is starting to come up (checked every 0.1 s).
     """
-    client = await RegistryClient.connect(settings.amqp_url, settings.prefix, timeout=TIMEOUT)
+    client = await RegistryClient.connect(
+        settings.amqp_url, settings.prefix, timeout=TIMEOUT, tls=settings.amqp_tls
+    )
     async with client:
         if daemon:
             try:

@@ -6,9 +6,12 @@
   ``registryd.client`` on purpose: it is what an outside program does.
 - :mod:`.daemon`: a daemon in the test's event loop, and :func:`serving` (daemon + wire).
 - :mod:`.served`: ``registryd serve`` as a subprocess, with its health and log.
+- :mod:`.rabbit`: :class:`PrivateRabbit`, a RabbitMQ node of the test's own (users, a
+  TLS listener, clusters) on free ports, stopped by PID.
 """
 
 from tests.harness.daemon import RunningDaemon, serving, start_daemon, start_daemon_unready
+from tests.harness.rabbit import PrivateRabbit, RabbitError, ServerTls
 from tests.harness.served import Served, http_get, listening_ports, served
 from tests.harness.services import (
     AMQP_URL,
@@ -33,9 +36,12 @@ __all__ = [
     "REGISTRYD",
     "Json",
     "Note",
+    "PrivateRabbit",
     "PrivateRedis",
+    "RabbitError",
     "RunningDaemon",
     "Served",
+    "ServerTls",
     "Wire",
     "clean_prefix",
     "cli_env",
