@@ -78,11 +78,11 @@ async def _to_layout_1(redis: Redis, store: RedisStore, ids: list[int]) -> None:
     """Rewrite the registry's keys as registryd wrote them before the layout key."""
     keys = store.keys
     for workerid in ids:
-        doc = await redis.get(keys.worker(workerid))
-        sessions = await redis.hgetall(keys.sessions(workerid))
+        doc: Any = await redis.get(keys.worker(workerid))
+        sessions: Any = await redis.hgetall(keys.sessions(workerid))
         record = json.loads(doc)
         pairs = [f"{p['masterid']}:{p['builderid']}" for p in record["configured_on"]]
-        fields = {
+        fields: dict[Any, Any] = {
             "name": json.dumps(record["name"], ensure_ascii=False),
             "info": canonical_json(record["workerinfo"]),
             "paused": "1" if record["paused"] else "0",
@@ -94,7 +94,7 @@ async def _to_layout_1(redis: Redis, store: RedisStore, ids: list[int]) -> None:
             **{b"c:" + mid: connection for mid, connection in sessions.items()},
         }
         await redis.delete(keys.worker(workerid), keys.sessions(workerid))
-        await redis.hset(keys.worker(workerid), mapping=fields)  # type: ignore[arg-type]
+        await redis.hset(keys.worker(workerid), mapping=fields)
     indexes = [k async for k in redis.scan_iter(match=keys.pattern().replace(":*", ":bld:*"))]
     await redis.delete(keys.layout, keys.paused, keys.graceful, *indexes)
 
@@ -107,7 +107,7 @@ async def test_a_layout_1_registry_is_migrated_to_what_this_version_writes(
     written = await _snapshot(redis, store)
     assert str(LAYOUT_VERSION).encode() == await redis.get(store.keys.layout)
     await _to_layout_1(redis, store, ids)
-    assert "hash" == (await redis.type(store.keys.worker(ids[0]))).decode()
+    assert b"hash" == await redis.type(store.keys.worker(ids[0]))
     await store.init_epoch()
     assert written == await _snapshot(redis, store)
     await store.init_epoch()
