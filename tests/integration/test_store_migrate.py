@@ -58,15 +58,15 @@ async def _snapshot(redis: Redis, store: RedisStore) -> dict[bytes, Any]:
     """Every key of the prefix with its type and whole value."""
     out: dict[bytes, Any] = {}
     async for key in redis.scan_iter(match=store.keys.pattern(), count=1000):
-        kind = (await redis.type(key)).decode()
+        kind: Any = await redis.type(key)
         value: Any
-        if kind == "string":
+        if kind == b"string":
             value = await redis.get(key)
-        elif kind == "hash":
+        elif kind == b"hash":
             value = await redis.hgetall(key)
-        elif kind == "set":
+        elif kind == b"set":
             value = await redis.smembers(key)
-        elif kind == "zset":
+        elif kind == b"zset":
             value = await redis.zrange(key, 0, -1, withscores=True)
         else:
             value = await redis.xrange(key)
