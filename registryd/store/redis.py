@@ -214,10 +214,10 @@ class RedisStore:
         One script call, one snapshot; ``None`` as soon as the joined documents would be
         over ``budget`` bytes (nothing that large crosses from Redis).
         """
-        count, docs = await self.run_script(
+        status, *docs = await self.run_script(
             "read_workers", "list", *_page(after, limit, budget), *_filter_args(where)
         )
-        return None if count < 0 else Listing(count, docs)
+        return None if status < 0 else Listing(len(docs), b",".join(docs))
 
     async def read_worker_docs(
         self, masterid: int | None = None, after: int = 0, limit: int | None = None
@@ -227,10 +227,10 @@ class RedisStore:
         At most ``limit`` of them (all when ``None``), by ascending id, one snapshot.
         """
         where = _filter_args(WorkerFilter(masterid))
-        docs: list[bytes] = await self.run_script(
+        reply: list[bytes] = await self.run_script(
             "read_workers", "docs", *_page(after, limit, None), *where
         )
-        return docs
+        return reply[1:]
 
     async def read_worker_doc(self, workerid: int) -> bytes | None:
         """One worker's JSON document, or ``None``."""
