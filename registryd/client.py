@@ -31,7 +31,7 @@ import asyncio
 import json
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Final, Generic, Literal, Self, TypeVar
 
@@ -343,17 +343,38 @@ class RegistryClient:
         lists on a broker with a message size limit; a page the daemon finds too large is
         asked for again in halves. Pages may straddle changes (PROTOCOL.md section 2).
         """
-        workers: list[Worker] = []
-        filters = {
-            "masterid": masterid,
-            "builderid": builderid,
-            "paused": paused,
-            "graceful": graceful,
-        }
+        filters = _filters(masterid, builderid, paused, graceful)
+        return await self._paged(
+            filters, page_size, lambda op: self._typed(_WORKERS, op), lambda w: w.id
+        )
+
+    async def get_workers_json(
+        self,
+        masterid: int | None = None,
+        builderid: int | None = None,
+        paused: bool | None = None,
+        graceful: bool | None = None,
+        *,
+        page_size: int = MAX_PAGE,
+    ) -> list[Any]:
+        """:meth:`get_workers`, paged the same way, as the RPC's JSON records (dicts)."""
+        filters = _filters(masterid, builderid, paused, graceful)
+        return await self._paged(filters, page_size, self.execute, lambda w: int(w["id"]))
+
+    async def _paged(
+        self,
+        filters: dict[str, Any],
+        page_size: int,
+        fetch: Callable[[GetWorkers], Awaitable[list[_T]]],
+        id_of: Callable[[_T], int],
+    ) -> list[_T]:
+        """Every page of a ``getWorkers`` listing, halving pages the daemon finds too large."""
+        workers: list[_T] = []
         while True:
-            op = _op(GetWorkers, **filters, limit=page_size, after=workers[-1].id if workers else 0)
+            after = id_of(workers[-1]) if workers else 0
+            op = _op(GetWorkers, **filters, limit=page_size, after=after)
             try:
-                page = await self._typed(_WORKERS, op)
+                page = await fetch(op)
             except TooLarge:
                 if page_size == 1:
                     raise
@@ -521,6 +542,13 @@ class RegistryClient:
         registry's, else the stream starts with a :class:`Resync`).
         """
         return Subscription(self, routing_keys=routing_keys, since=since, epoch=epoch)
+
+
+def _filters(
+    masterid: int | None, builderid: int | None, paused: bool | None, graceful: bool | None
+) -> dict[str, Any]:
+    """The filters of a ``getWorkers`` as params (``None``: not given)."""
+    return {"masterid": masterid, "builderid": builderid, "paused": paused, "graceful": graceful}
 
 
 def _check_timeout(timeout: float) -> float:
