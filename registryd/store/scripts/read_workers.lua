@@ -44,7 +44,7 @@ local function candidates()
   if paused == '1' then sets[#sets + 1] = K_PAUSED end
   if graceful == '1' then sets[#sets + 1] = K_GRACEFUL end
   if #sets > 0 then return members_after(sets) end
-  local from = '(' .. string.format('%d', after)
+  local from = '(' .. A[2]
   if limit and paused ~= '0' and graceful ~= '0' then
     return redis.call('ZRANGEBYSCORE', K_WORKERS, from, '+inf', 'LIMIT', 0, limit)
   end
