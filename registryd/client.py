@@ -31,9 +31,9 @@ import asyncio
 import json
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any, Final, Self, TypeVar
+from typing import Any, Final, Generic, Literal, Self, TypeVar
 
 import aio_pika
 import structlog
@@ -97,11 +97,20 @@ DEFAULT_URL: Final = "amqp://guest:guest@127.0.0.1:5672/"
 
 _M = TypeVar("_M", bound=BaseModel)
 _T = TypeVar("_T")
-_PING: Final = TypeAdapter(PingResult)
-_WORKER: Final = TypeAdapter(Worker)
-_WORKERS: Final = TypeAdapter(list[Worker])
-_MASTERS: Final = TypeAdapter(list[Master])
-_CHANGES: Final = TypeAdapter(ChangesPage)
+
+
+class _Ok(BaseModel, Generic[_T]):
+    """A successful reply, ``{"ok": true, "result": ...}``, with its result typed."""
+
+    ok: Literal[True]
+    result: _T
+
+
+_PING: Final = TypeAdapter(_Ok[PingResult])
+_WORKER: Final = TypeAdapter(_Ok[Worker | None])
+_WORKERS: Final = TypeAdapter(_Ok[list[Worker]])
+_MASTERS: Final = TypeAdapter(_Ok[list[Master]])
+_CHANGES: Final = TypeAdapter(_Ok[ChangesPage])
 
 
 class RegistryClient:
@@ -205,6 +214,15 @@ class RegistryClient:
         :class:`RpcTimeout`. A missing ``<prefix>.rpc`` queue (registryd never ran with
         this prefix) or a lost broker raises :class:`~registryd.errors.Unavailable`.
         """
+        return _result(method, await self._request(method, params, timeout))
+
+    async def _request(
+        self,
+        method: str,
+        params: dict[str, Any] | None,
+        timeout: float | None,  # noqa: ASYNC109 - it is also the request's expiration
+    ) -> bytes:
+        """Send one request; the reply's body as it came (see :meth:`call`)."""
         timeout = _check_timeout(self.timeout if timeout is None else timeout)
         correlation_id = uuid.uuid4().hex
         request: dict[str, Any] = {"method": method}
@@ -239,7 +257,7 @@ class RegistryClient:
             raise Unavailable(f"{method}: RabbitMQ failed: {exc!r}") from exc
         finally:
             self._pending.pop(correlation_id, None)
-        return _result(method, body)
+        return body
 
     async def execute(
         self,
@@ -249,6 +267,20 @@ class RegistryClient:
     ) -> Any:  # noqa: ANN401 - the raw JSON result
         """Call the RPC method of an operation model; return the raw ``result``."""
         return await self.call(op.method, _params(op), timeout=timeout)
+
+    async def _typed(self, shape: TypeAdapter[_Ok[_T]], op: Operation) -> _T:
+        """Call ``op``; its result parsed straight from the reply's bytes into ``shape``.
+
+        One pass of pydantic's JSON parser, no ``json.loads`` first; a reply that does not
+        fit (an error reply, or registryd's bug) goes through :func:`_result` for its
+        typed error.
+        """
+        body = await self._request(op.method, _params(op), None)
+        try:
+            return shape.validate_json(body).result
+        except ValidationError as exc:
+            _result(op.method, body)  # raises the reply's own error, if it is one
+            raise Internal(f"{op.method}: unexpected result: {exc}") from None
 
     async def _rpc_channel(self) -> AbstractChannel:
         """The open RPC channel, (re)opened with its reply consumer when needed."""
@@ -282,7 +314,7 @@ class RegistryClient:
 
     async def ping(self) -> PingResult:
         """``ping``: registryd's version, the current revision, the epoch, the lease."""
-        return _parse(_PING, "ping", await self.execute(Ping()))
+        return await self._typed(_PING, Ping())
 
     async def find_worker_id(self, name: str) -> int:
         """``findWorkerId``: the worker's id, created when the name is new."""
@@ -300,8 +332,7 @@ class RegistryClient:
     ) -> Worker | None:
         """``getWorker``: one worker by id and/or name, or ``None``."""
         op = _op(GetWorker, workerid=workerid, name=name, masterid=masterid, builderid=builderid)
-        result = await self.execute(op)
-        return None if result is None else _parse(_WORKER, op.method, result)
+        return await self._typed(_WORKER, op)
 
     async def get_workers(
         self,
@@ -318,17 +349,38 @@ class RegistryClient:
         lists on a broker with a message size limit; a page the daemon finds too large is
         asked for again in halves. Pages may straddle changes (PROTOCOL.md section 2).
         """
-        workers: list[Worker] = []
-        filters = {
-            "masterid": masterid,
-            "builderid": builderid,
-            "paused": paused,
-            "graceful": graceful,
-        }
+        filters = _filters(masterid, builderid, paused, graceful)
+        return await self._paged(
+            filters, page_size, lambda op: self._typed(_WORKERS, op), lambda w: w.id
+        )
+
+    async def get_workers_json(
+        self,
+        masterid: int | None = None,
+        builderid: int | None = None,
+        paused: bool | None = None,
+        graceful: bool | None = None,
+        *,
+        page_size: int = MAX_PAGE,
+    ) -> list[Any]:
+        """:meth:`get_workers`, paged the same way, as the RPC's JSON records (dicts)."""
+        filters = _filters(masterid, builderid, paused, graceful)
+        return await self._paged(filters, page_size, self.execute, lambda w: int(w["id"]))
+
+    async def _paged(
+        self,
+        filters: dict[str, Any],
+        page_size: int,
+        fetch: Callable[[GetWorkers], Awaitable[list[_T]]],
+        id_of: Callable[[_T], int],
+    ) -> list[_T]:
+        """Every page of a ``getWorkers`` listing, halving pages the daemon finds too large."""
+        workers: list[_T] = []
         while True:
-            op = _op(GetWorkers, **filters, limit=page_size, after=workers[-1].id if workers else 0)
+            after = id_of(workers[-1]) if workers else 0
+            op = _op(GetWorkers, **filters, limit=page_size, after=after)
             try:
-                page = _parse(_WORKERS, op.method, await self.execute(op))
+                page = await fetch(op)
             except TooLarge:
                 if page_size == 1:
                     raise
@@ -398,7 +450,7 @@ class RegistryClient:
 
     async def get_masters(self) -> list[Master]:
         """``getMasters``: every master that sent a heartbeat or was stopped, by id."""
-        return _parse(_MASTERS, "getMasters", await self.execute(GetMasters()))
+        return await self._typed(_MASTERS, GetMasters())
 
     async def get_changes(self, since: int, limit: int = 100) -> ChangesPage:
         """``getChanges``: the changes after revision ``since``, at most ``limit`` (1..1000).
@@ -407,7 +459,7 @@ class RegistryClient:
         the retained history.
         """
         op = _op(GetChanges, since=since, limit=limit)
-        return _parse(_CHANGES, op.method, await self.execute(op))
+        return await self._typed(_CHANGES, op)
 
     # -- events ------------------------------------------------------------------------
 
@@ -511,6 +563,13 @@ def _tls_options(url: str, tls: TlsFiles | None) -> dict[str, Any]:
         raise ConfigError(f"cannot use the TLS files for RabbitMQ ({exc})") from None
 
 
+def _filters(
+    masterid: int | None, builderid: int | None, paused: bool | None, graceful: bool | None
+) -> dict[str, Any]:
+    """The filters of a ``getWorkers`` as params (``None``: not given)."""
+    return {"masterid": masterid, "builderid": builderid, "paused": paused, "graceful": graceful}
+
+
 def _check_timeout(timeout: float) -> float:
     """A timeout, refused unless positive (0 would expire every request at once)."""
     if not timeout > 0:
@@ -547,11 +606,3 @@ def _result(method: str, body: bytes) -> Any:  # noqa: ANN401 - the raw JSON res
     if isinstance(error, dict) and isinstance(error.get("code"), str):
         raise error_for_code(error["code"], str(error.get("message", "")))
     raise Internal(f"{method}: the reply is not a protocol reply: {body[:200]!r}")
-
-
-def _parse(shape: TypeAdapter[_T], method: str, result: object) -> _T:
-    """``result`` in its model; a result that does not fit is registryd's bug: Internal."""
-    try:
-        return shape.validate_python(result)
-    except ValidationError as exc:
-        raise Internal(f"{method}: unexpected result: {exc}") from None

@@ -14,10 +14,12 @@ from typing import Final, Protocol
 
 from registryd.errors import RegistryError
 from registryd.models import ChangesPage, Master, Operation
+from registryd.registry import WorkerFilter
 
 __all__ = [
     "DUPLICATE",
     "Applied",
+    "Listing",
     "LoggedChange",
     "Outcome",
     "RelayClaim",
@@ -36,6 +38,16 @@ class Outcome(enum.Enum):
 DUPLICATE: Final = Outcome.DUPLICATE
 #: What one write gives back: the number of changes it logged, or :data:`DUPLICATE`.
 Applied = int | Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """A ``getWorkers`` listing as the store gives it: the documents, ready for the wire."""
+
+    #: How many workers are listed.
+    count: int
+    #: Their JSON documents, cut down by the filters, by ascending id, joined by ``,``.
+    docs: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +96,17 @@ class Store(Protocol):
     async def expire_masters(self) -> list[int]:
         """Expire every master whose lease ended; the expired ids."""
 
-    async def read_worker_docs(
-        self, masterid: int | None = None, after: int = 0, limit: int | None = None
-    ) -> list[bytes]:
-        """Worker JSON documents by ascending id (those with pairs on ``masterid``)."""
+    async def read_listing(
+        self,
+        where: WorkerFilter,
+        after: int = 0,
+        limit: int | None = None,
+        budget: int | None = None,
+    ) -> Listing | None:
+        """The workers ``where`` lists with ids above ``after``, at most ``limit``.
+
+        ``None`` when their joined documents would be over ``budget`` bytes.
+        """
 
     async def read_worker_doc(self, workerid: int) -> bytes | None:
         """One worker's JSON document, or ``None``."""

@@ -3,8 +3,8 @@
 This is where a parsed operation meets the store: reads are filtered here with the
 pure rules of :mod:`registryd.registry`, writes go to the store as one atomic step each.
 Reads have two faces: typed models for Python callers (:meth:`Registry.execute`) and
-the reply's JSON for the wire (:meth:`Registry.execute_json`), which passes the stored
-documents through untouched when no filter applies. The store is any
+the reply's JSON for the wire (:meth:`Registry.execute_json`); a listing's documents
+come from the store already filtered, cut down and joined, and go out as they came. The store is any
 :class:`registryd.ports.Store`.
 """
 
@@ -32,7 +32,7 @@ from registryd.models import (
 )
 from registryd.models.wire import encode_result
 from registryd.ports import Applied, Store
-from registryd.registry import WorkerFilter, select_workers
+from registryd.registry import WorkerFilter
 from registryd.registry.filters import WorkerRecord
 
 __all__ = ["DEFAULT_MAX_REPLY", "Registry", "Result"]
@@ -46,11 +46,11 @@ DEFAULT_MAX_REPLY: Final = 8 * 1024 * 1024
 
 _WORKERS = TypeAdapter(list[Worker])
 _OK_LIST: Final = b'{"ok":true,"result":['
+_END_LIST: Final = b"]}"
 
 
-def _records(docs: Sequence[bytes]) -> list[WorkerRecord]:
-    records: list[WorkerRecord] = json.loads(b"[" + b",".join(docs) + b"]")
-    return records
+def _where(op: GetWorkers) -> WorkerFilter:
+    return WorkerFilter(op.masterid, op.builderid, op.paused, op.graceful)
 
 
 class Registry:
@@ -142,25 +142,24 @@ class Registry:
 
     async def get_workers(self, op: GetWorkers) -> list[Worker]:
         """``getWorkers``: listed workers cut down by the filters, by ascending id."""
-        where, docs = await self._listing(op)
-        return _WORKERS.validate_python(select_workers(_records(docs), where)[: op.limit])
+        listing = await self.store.read_listing(_where(op), op.after or 0, op.limit)
+        docs = b"" if listing is None else listing.docs
+        return _WORKERS.validate_json(b"[" + docs + b"]")
 
     async def _listing_json(self, op: GetWorkers) -> bytes:
-        where, docs = await self._listing(op)
-        if where.empty:  # the stored documents are the reply, in id order already
-            return _OK_LIST + b",".join(docs[: op.limit]) + b"]}"
-        return encode_result(select_workers(_records(docs), where)[: op.limit])
+        """The reply to a ``getWorkers``: the store lists, filters and joins in one step.
 
-    async def _listing(self, op: GetWorkers) -> tuple[WorkerFilter, list[bytes]]:
-        """The filters of a ``getWorkers`` and the stored documents they apply to.
-
-        When every document the store picks is listed (no filter, or ``masterid`` alone),
-        the store cuts the page itself; otherwise the filters pick from all after ``after``.
+        The store stops as soon as the reply would be over the limit, so a refused
+        listing costs no more than the limit's worth of documents.
         """
-        where = WorkerFilter(op.masterid, op.builderid, op.paused, op.graceful)
-        limit = op.limit if where.store_picks_all else None
-        docs = await self.store.read_worker_docs(op.masterid, after=op.after or 0, limit=limit)
-        return where, docs
+        budget = self.max_reply - len(_OK_LIST) - len(_END_LIST)
+        listing = await self.store.read_listing(_where(op), op.after or 0, op.limit, budget)
+        if listing is None:
+            raise TooLarge(
+                f"{op.method}: the reply is over the limit of {self.max_reply} bytes "
+                "(REGISTRYD_RPC_MAX_REPLY); page it with limit and after"
+            )
+        return _OK_LIST + listing.docs + _END_LIST
 
     async def get_worker(self, op: GetWorker) -> Worker | None:
         """``getWorker``: by id and/or name (both must match), then the pair filters."""

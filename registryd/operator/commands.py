@@ -96,10 +96,11 @@ async def show_workers(
 ) -> None:
     """``workers``: the table, or with ``as_json`` the RPC's JSON list exactly."""
     op = parse_params(GetWorkers, {k: v for k, v in filters.items() if v is not None})
-    if as_json:
-        echo(to_json(await client.execute(op)))
+    given = op.model_dump(exclude_none=True)
+    if as_json:  # paged like the table: a large registry is over one reply's limit
+        echo(to_json(await client.get_workers_json(**given)))
     else:
-        echo(workers_table(await client.get_workers(**op.model_dump(exclude_none=True))))
+        echo(workers_table(await client.get_workers(**given)))
 
 
 async def show_worker(

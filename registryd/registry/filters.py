@@ -1,7 +1,9 @@
 """The read filters of ``getWorkers`` and ``getWorker`` (PROTOCOL.md section 2).
 
-They work on worker records as plain JSON objects (the wire shape of section 1), so a
-listing of thousands of workers is filtered without building a model per worker.
+They work on worker records as plain JSON objects (the wire shape of section 1).
+``getWorker`` applies them here; ``getWorkers`` listings apply the same rules inside
+Redis (``registryd/store/scripts/read_workers.lua``), over index sets, so that a filter
+reads only what it lists; :func:`select_workers` is the rule they follow there.
 """
 
 from __future__ import annotations
@@ -29,20 +31,6 @@ class WorkerFilter:
     def by_pair(self) -> bool:
         """Whether a worker must have a matching ``configured_on`` pair to be listed."""
         return self.masterid is not None or self.builderid is not None
-
-    @property
-    def store_picks_all(self) -> bool:
-        """Whether every worker the store picks for ``masterid`` is listed.
-
-        True when no filter but ``masterid`` is given: the store picks all workers, or
-        those with pairs on that master.
-        """
-        return self.builderid is None and self.paused is None and self.graceful is None
-
-    @property
-    def empty(self) -> bool:
-        """Whether every worker is listed unchanged."""
-        return not self.by_pair and self.paused is None and self.graceful is None
 
     def apply(self, worker: WorkerRecord) -> WorkerRecord | None:
         """The record as listed under these filters, or ``None`` when it is not listed."""

@@ -10,8 +10,9 @@ fixed keys and the prefixes of the per-entity keys as ``KEYS`` in the order of
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
-__all__ = ["SCRIPT_KEYS", "Keys"]
+__all__ = ["LAYOUT_VERSION", "SCRIPT_KEYS", "Keys"]
 
 #: The Lua name of each ``KEYS`` entry and the :class:`Keys` attribute it holds, in order.
 SCRIPT_KEYS: tuple[tuple[str, str], ...] = (
@@ -26,12 +27,22 @@ SCRIPT_KEYS: tuple[tuple[str, str], ...] = (
     ("K_RESET", "reset"),
     ("K_CURSOR", "relay_cursor"),
     ("K_RELAY_LOCK", "relay_lock"),
+    ("K_LAYOUT", "layout"),
+    ("K_PAUSED", "paused"),
+    ("K_GRACEFUL", "graceful"),
     ("P_WORKER", "worker_prefix"),
     ("P_MASTER", "master_prefix"),
     ("P_CFG", "configured_prefix"),
     ("P_CONN", "connected_prefix"),
     ("P_MSG", "message_prefix"),
+    ("P_BUILDER", "builder_prefix"),
+    ("P_SESSION", "session_prefix"),
 )
+
+#: The layout of the keys this version writes; :data:`registryd.store.redis` migrates
+#: an older one at start (``migrate.lua``). 1 (no layout key): the worker was a hash of
+#: its fields and its document; 2: the worker is its document alone, with index sets.
+LAYOUT_VERSION: Final = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +112,34 @@ class Keys:
         return f"{self.base}:relay:lock"
 
     @property
+    def layout(self) -> str:
+        """String: the version of this key layout (:data:`LAYOUT_VERSION`; none is 1)."""
+        return f"{self.base}:layout"
+
+    @property
+    def paused(self) -> str:
+        """Set: the ids of the paused workers."""
+        return f"{self.base}:paused"
+
+    @property
+    def graceful(self) -> str:
+        """Set: the ids of the workers with ``graceful`` set."""
+        return f"{self.base}:graceful"
+
+    @property
     def worker_prefix(self) -> str:
-        """Prefix of ``<prefix><id>``: hash with one worker's fields and its JSON doc."""
+        """Prefix of ``<prefix><id>``: string, one worker's JSON document (section 1)."""
         return f"{self.base}:w:"
+
+    @property
+    def builder_prefix(self) -> str:
+        """Prefix of ``<prefix><builderid>``: set of worker ids with a pair on that builder."""
+        return f"{self.base}:bld:"
+
+    @property
+    def session_prefix(self) -> str:
+        """Prefix of ``<prefix><id>``: hash, master id to the worker's remembered connection."""
+        return f"{self.base}:wc:"
 
     @property
     def master_prefix(self) -> str:
@@ -126,8 +162,12 @@ class Keys:
         return f"{self.base}:msg:"
 
     def worker(self, workerid: int) -> str:
-        """The hash of one worker."""
+        """The document of one worker."""
         return f"{self.worker_prefix}{workerid}"
+
+    def sessions(self, workerid: int) -> str:
+        """The remembered connections of one worker."""
+        return f"{self.session_prefix}{workerid}"
 
     def message(self, message_id: str) -> str:
         """The marker of one remembered ``message_id``."""

@@ -32,8 +32,9 @@ from registryd.errors import (
     Unavailable,
 )
 from registryd.models import ChangesPage, FindWorkerId, Master, Operation, Worker
-from registryd.ports import DUPLICATE, Applied, LoggedChange, RelayClaim
-from registryd.store.keys import Keys
+from registryd.ports import DUPLICATE, Applied, Listing, LoggedChange, RelayClaim
+from registryd.registry import WorkerFilter
+from registryd.store.keys import LAYOUT_VERSION, Keys
 from registryd.store.lua import SOURCES, script_for, write_args
 
 __all__ = ["RedisStore", "RelayStore", "StoreSettings", "redis_errors"]
@@ -128,7 +129,12 @@ class RedisStore:
     # Epoch and revision ------------------------------------------------------------------
 
     async def init_epoch(self) -> tuple[str, bool]:
-        """The current epoch, making a new one if there is none; ``True`` when made now."""
+        """The current epoch, making a new one if there is none; ``True`` when made now.
+
+        First brings keys an older registryd wrote to this version's layout (once,
+        atomically: ``migrate.lua``).
+        """
+        await self.run_script("migrate", LAYOUT_VERSION)
         epoch, made = await self.run_script("init_epoch", secrets.token_hex(16))
         return _text(epoch), bool(made)
 
@@ -196,17 +202,35 @@ class RedisStore:
 
     # Reads -------------------------------------------------------------------------------
 
+    async def read_listing(
+        self,
+        where: WorkerFilter,
+        after: int = 0,
+        limit: int | None = None,
+        budget: int | None = None,
+    ) -> Listing | None:
+        """``getWorkers``: the listed documents, cut down, joined, by ascending id.
+
+        One script call, one snapshot; ``None`` as soon as the joined documents would be
+        over ``budget`` bytes (nothing that large crosses from Redis).
+        """
+        status, *docs = await self.run_script(
+            "read_workers", "list", *_page(after, limit, budget), *_filter_args(where)
+        )
+        return None if status < 0 else Listing(len(docs), b",".join(docs))
+
     async def read_worker_docs(
         self, masterid: int | None = None, after: int = 0, limit: int | None = None
     ) -> list[bytes]:
-        """Worker JSON documents with ids above ``after`` (those with pairs on ``masterid``).
+        """Whole worker documents with ids above ``after`` (those with pairs on ``masterid``).
 
         At most ``limit`` of them (all when ``None``), by ascending id, one snapshot.
         """
-        page = (after, "" if limit is None else limit)
-        mode = ("all", *page) if masterid is None else ("master", masterid, *page)
-        docs: list[bytes] = await self.run_script("read_workers", *mode)
-        return docs
+        where = _filter_args(WorkerFilter(masterid))
+        reply: list[bytes] = await self.run_script(
+            "read_workers", "docs", *_page(after, limit, None), *where
+        )
+        return reply[1:]
 
     async def read_worker_doc(self, workerid: int) -> bytes | None:
         """One worker's JSON document, or ``None``."""
@@ -245,6 +269,17 @@ class RedisStore:
         return _CHANGES.validate_json(
             b'{"revision":%d,"changes":[' % current + b",".join(bodies) + b"]}"
         )
+
+
+def _page(after: int, limit: int | None, budget: int | None) -> tuple[int, str | int, str | int]:
+    return after, "" if limit is None else limit, "" if budget is None else budget
+
+
+def _filter_args(where: WorkerFilter) -> list[str | int]:
+    """The filters as ``read_workers.lua`` takes them: ids, flags as 1/0, '' when not given."""
+    flags = ["" if flag is None else int(flag) for flag in (where.paused, where.graceful)]
+    ids = ["" if i is None else i for i in (where.masterid, where.builderid)]
+    return [*ids, *flags]
 
 
 def _text(value: bytes | str) -> str:

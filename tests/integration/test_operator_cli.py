@@ -15,10 +15,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aio_pika.abc import AbstractChannel
+from aio_pika.abc import AbstractChannel, AbstractConnection
+from redis.asyncio import Redis
 
+from registryd.config import Settings
 from registryd.protocol import Names, rejected_at
-from tests.harness import REGISTRYD, RunningDaemon, Wire, cli_env, wait_for
+from tests.harness import REGISTRYD, RunningDaemon, Wire, cli_env, serving, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -105,6 +107,26 @@ async def test_workers_prints_a_table_or_the_rpc_json(
     assert await rpc.ok("getWorkers") == everything.json()
     assert await rpc.ok("getWorkers", {"masterid": 10, "builderid": 20}) == on_10.json()
     assert [w2] == [w["id"] for w in paused.json()]
+
+
+async def test_workers_pages_a_listing_over_the_reply_limit(
+    settings: Settings, redis: Redis, amqp: AbstractConnection
+) -> None:
+    """workers, table and --json, lists every worker where one getWorkers is too_large."""
+    async with serving(settings, amqp, rpc_max_reply=64 * 1024) as wire:
+        ids = [await wire.ok("findWorkerId", {"name": f"w{i}"}) for i in range(40)]
+        for workerid in ids:  # about 80 KiB of workers
+            info = {"blob": "z" * 2000}
+            await wire.ok(
+                "workerConnected", {"workerid": workerid, "masterid": 1, "workerinfo": info}
+            )
+        assert "too_large" == await wire.code("getWorkers")
+        table, listed = await asyncio.gather(
+            registryd(wire.prefix, "workers"), registryd(wire.prefix, "workers", "--json")
+        )
+    assert (0, 0) == (table.code, listed.code)
+    assert ids == [w["id"] for w in listed.json()]
+    assert len(ids) + 1 == len(table.out.splitlines())
 
 
 async def test_worker_by_id_or_name(daemon: RunningDaemon, rpc: Wire, prefix: str) -> None:

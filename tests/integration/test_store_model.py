@@ -463,8 +463,17 @@ class RegistryMachine(RuleBasedStateMachine):
         one = GetWorker(workerid=1 + n % 3, masterid=masterid, builderid=builderid)
         expected = self.model.get_workers(masterid, builderid, paused, graceful)
         expected_one = self.model.get_worker(one.workerid, None, masterid, builderid)
+        after, limit = n % (len(self.model.workers) + 1), 1 + n % 3
+        page = filtered.model_copy(update={"after": after, "limit": limit})
+        expected_page = [w for w in expected if w["id"] > after][:limit]
         return [
             (filtered, expected, _json(self.registry.get_workers(filtered))),
+            (page, expected_page, _json(self.registry.get_workers(page))),
+            (
+                f"execute_json({page!r})",
+                {"ok": True, "result": expected_page},
+                _wire(self.registry.execute_json(page)),
+            ),
             (
                 f"execute_json({filtered!r})",
                 {"ok": True, "result": expected},

@@ -103,13 +103,62 @@ local function iso_utc(ms)
 end
 
 -- Workers ------------------------------------------------------------------------------
+-- A worker is its JSON document (PROTOCOL.md section 1) alone, a string at P_WORKER .. id;
+-- a write reads the fields back from it. Index sets follow the document: K_PAUSED,
+-- K_GRACEFUL and P_BUILDER .. builderid here, P_CFG/P_CONN .. masterid in the scripts
+-- that change pairs and connections. P_SESSION .. id holds the remembered connections.
+
+-- Where the document's own ',"paused":' starts: the last one, as workerinfo (before it)
+-- may have such a key and nothing after it can (JSON strings escape their quotes).
+local function flags_at(doc)
+  local found, at = nil, 1
+  while true do
+    local f = string.find(doc, ',"paused":', at, true)
+    if not f then return found end
+    found, at = f, f + 1
+  end
+end
+
+local FLAGS_PATTERN = '^,"paused":(%a+),"pause_reason":(.*),"graceful":(%a+),'
+  .. '"connected_to":%[([%d,]*)%],"configured_on":%[(.*)%]}$'
+
+-- The builder ids of "masterid:builderid" pairs, as a set.
+local function builders_of(cfg)
+  local set = {}
+  for _, p in ipairs(cfg) do set[string.match(p, ':(%d+)$')] = true end
+  return set
+end
+
+-- A worker table from its document; was holds what the index sets say of it now.
+local function parse_worker(id, key, doc)
+  local head = '{"id":' .. id .. ',"name":"'
+  local name_end = string.find(doc, '"', #head + 1, true) -- a name has no quote to escape
+  local at = flags_at(doc)
+  local paused, reason, graceful, conn, pairs_json = string.match(doc, FLAGS_PATTERN, at)
+  local cfg = {}
+  for b, m in string.gmatch(pairs_json, '"builderid":(%d+),"masterid":(%d+)') do
+    cfg[#cfg + 1] = m .. ':' .. b
+  end
+  local w = {id = id, key = key, name = string.sub(doc, #head, name_end),
+             info = string.sub(doc, name_end + #',"workerinfo":' + 1, at - 1),
+             paused = paused == 'true' and '1' or '0', reason = reason,
+             graceful = graceful == 'true' and '1' or '0', conn = split(conn), cfg = cfg}
+  w.was = {paused = w.paused, graceful = w.graceful, builders = builders_of(cfg)}
+  return w
+end
+
+-- A worker that does not exist yet (findWorkerId), name as a JSON string.
+local function new_worker(id, name)
+  return {id = id, key = P_WORKER .. id, name = name, info = '{}', paused = '0',
+          reason = 'null', graceful = '0', conn = {}, cfg = {},
+          was = {paused = '0', graceful = '0', builders = {}}}
+end
 
 local function load_worker(id)
   local key = P_WORKER .. id
-  local v = redis.call('HMGET', key, 'name', 'info', 'paused', 'reason', 'graceful', 'conn', 'cfg')
-  if not v[1] then return nil end
-  return {id = id, key = key, name = v[1], info = v[2], paused = v[3], reason = v[4],
-          graceful = v[5], conn = split(v[6]), cfg = split(v[7])}
+  local doc = redis.call('GET', key)
+  if not doc then return nil end
+  return parse_worker(id, key, doc)
 end
 
 local function must_load_worker(id)
@@ -130,13 +179,32 @@ local function render_worker(w)
     .. ',"configured_on":[' .. table.concat(pairs_json, ',') .. ']}'
 end
 
+-- Adds id to set when flag is '1', removes it when '0'; only when it changed.
+local function index_flag(set, id, old, new)
+  if old == new then return end
+  redis.call(new == '1' and 'SADD' or 'SREM', set, id)
+end
+
+-- Brings the index sets of the worker from what w.was says to what w says.
+local function index_worker(w)
+  index_flag(K_PAUSED, w.id, w.was.paused, w.paused)
+  index_flag(K_GRACEFUL, w.id, w.was.graceful, w.graceful)
+  local now = builders_of(w.cfg)
+  for b in pairs(w.was.builders) do
+    if not now[b] then redis.call('SREM', P_BUILDER .. b, w.id) end
+  end
+  for b in pairs(now) do
+    if not w.was.builders[b] then redis.call('SADD', P_BUILDER .. b, w.id) end
+  end
+  w.was = {paused = w.paused, graceful = w.graceful, builders = now}
+end
+
 local function save_worker(w)
   table.sort(w.conn, num_less)
   table.sort(w.cfg, pair_less)
   local doc = render_worker(w)
-  redis.call('HSET', w.key, 'name', w.name, 'info', w.info, 'paused', w.paused,
-    'reason', w.reason, 'graceful', w.graceful, 'conn', table.concat(w.conn, ','),
-    'cfg', table.concat(w.cfg, ','), 'doc', doc)
+  redis.call('SET', w.key, doc)
+  index_worker(w)
   return doc
 end
 
@@ -191,7 +259,7 @@ local function drop_master_from_workers(mid)
       local at = index_of(w.conn, mid)
       if at then table.remove(w.conn, at); was_connected = true end
       local kept = without_master(w.cfg, mid)
-      redis.call('HDEL', w.key, 'c:' .. mid)
+      redis.call('HDEL', P_SESSION .. id, mid)
       if was_connected or #kept ~= #w.cfg then
         w.cfg = kept
         commit_worker(w, was_connected and 'disconnected' or 'configured', mid)

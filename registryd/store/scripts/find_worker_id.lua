@@ -7,8 +7,7 @@ local name = cjson.decode(A[1])
 local id = redis.call('HGET', K_NAMES, name)
 if id then return id end
 id = string.format('%d', redis.call('INCR', K_NEXTID))
-local w = {id = id, key = P_WORKER .. id, name = A[1], info = '{}', paused = '0',
-           reason = 'null', graceful = '0', conn = {}, cfg = {}}
+local w = new_worker(id, A[1])
 redis.call('HSET', K_NAMES, name, id)
 redis.call('ZADD', K_WORKERS, id, id)
 commit_worker(w, 'new', nil)

@@ -1,32 +1,103 @@
 -- Reads worker documents in one round trip, as one consistent snapshot.
--- ARGV: 6 'all' | 'master' <masterid> | 'ids' <workerid>...; for 'all' and 'master' then
---   the id to list after (0 for all) and the most to list ('' for all).
--- Returns the JSON documents by ascending id (workers that do not exist are left out).
-local ids
-if A[1] == 'all' then
-  local after, limit = A[2], A[3]
-  if limit == '' then
-    ids = redis.call('ZRANGEBYSCORE', K_WORKERS, '(' .. after, '+inf')
-  else
-    ids = redis.call('ZRANGEBYSCORE', K_WORKERS, '(' .. after, '+inf', 'LIMIT', 0, limit)
+-- ARGV: 6 'ids' <workerid>...: returns the documents of those that exist, in that order.
+--   6 'list' 7 after (a worker id, 0 for all) 8 limit ('' for all) 9 budget in bytes
+--   ('' for none) 10 masterid 11 builderid ('' when not given) 12 paused 13 graceful
+--   ('1', '0' or '' when not given): getWorkers (PROTOCOL.md section 2). Returns {0, the
+--   listed documents...}, by ascending id, cut down by the filters; or {-1, bytes so far}
+--   as soon as the documents joined by ',' would pass the budget.
+--   6 'docs' then as 'list': the same workers' whole documents, not cut down.
+-- A filter reads only what it may list: the index sets of its master, builder or flag.
+-- The documents go back as one bulk reply each: a Lua table.concat of them costs more
+-- (Lua 5.1 interns every intermediate string) than the client's join.
+if A[1] == 'ids' then
+  local docs = {}
+  for i = 2, #A do
+    local doc = redis.call('GET', P_WORKER .. A[i])
+    if doc then docs[#docs + 1] = doc end
   end
-elseif A[1] == 'master' then
-  local after, limit = tonumber(A[3]), tonumber(A[4])
-  ids = {}
-  for _, id in ipairs(redis.call('SMEMBERS', P_CFG .. A[2])) do
-    if tonumber(id) > after then ids[#ids + 1] = id end
-  end
-  table.sort(ids, num_less)
-  if limit then
-    for i = #ids, limit + 1, -1 do ids[i] = nil end
-  end
-else
-  ids = {}
-  for i = 2, #A do ids[#ids + 1] = A[i] end
+  return docs
 end
-local docs = {}
-for _, id in ipairs(ids) do
-  local doc = redis.call('HGET', P_WORKER .. id, 'doc')
-  if doc then docs[#docs + 1] = doc end
+
+local function given(arg) return arg ~= '' and arg or nil end
+local after, limit, budget = tonumber(A[2]), tonumber(A[3]), tonumber(A[4])
+local mid, bid, paused, graceful = given(A[5]), given(A[6]), given(A[7]), given(A[8])
+
+-- The ids of a set (or of the intersection of sets) above after, ascending.
+local function members_after(sets)
+  local found = #sets == 1 and redis.call('SMEMBERS', sets[1]) or redis.call('SINTER', unpack(sets))
+  local ids = {}
+  for _, id in ipairs(found) do
+    local n = tonumber(id)
+    if n > after then ids[#ids + 1] = n end
+  end
+  table.sort(ids)
+  for i, n in ipairs(ids) do ids[i] = string.format('%d', n) end
+  return ids
 end
-return docs
+
+-- The ids a listing looks at, ascending: those of the index sets of every given id
+-- filter and true flag; with none, every worker. A false flag is checked per worker.
+local function candidates()
+  local sets = {}
+  if mid then sets[#sets + 1] = P_CFG .. mid end
+  if bid then sets[#sets + 1] = P_BUILDER .. bid end
+  if paused == '1' then sets[#sets + 1] = K_PAUSED end
+  if graceful == '1' then sets[#sets + 1] = K_GRACEFUL end
+  if #sets > 0 then return members_after(sets) end
+  local from = '(' .. A[2]
+  if limit and paused ~= '0' and graceful ~= '0' then
+    return redis.call('ZRANGEBYSCORE', K_WORKERS, from, '+inf', 'LIMIT', 0, limit)
+  end
+  return redis.call('ZRANGEBYSCORE', K_WORKERS, from, '+inf')
+end
+
+-- The ids a false flag leaves out (those in its set), as a lookup table.
+local function excluded()
+  local out = {}
+  for set, flag in pairs({[K_PAUSED] = paused, [K_GRACEFUL] = graceful}) do
+    if flag == '0' then
+      for _, id in ipairs(redis.call('SMEMBERS', set)) do out[id] = true end
+    end
+  end
+  return out
+end
+
+-- The document as listed under the masterid/builderid filters, or nil when no pair
+-- matches: configured_on cut to the matching pairs, connected_to to masterid.
+local function cut(doc)
+  local at = string.find(doc, ',"connected_to":[', flags_at(doc), true)
+  local conn, pairs_json = string.match(doc, '^,"connected_to":%[([%d,]*)%],"configured_on":%[(.*)%]}$', at)
+  local kept, all = {}, 0
+  for b, m in string.gmatch(pairs_json, '"builderid":(%d+),"masterid":(%d+)') do
+    all = all + 1
+    if (not mid or m == mid) and (not bid or b == bid) then
+      kept[#kept + 1] = '{"builderid":' .. b .. ',"masterid":' .. m .. '}'
+    end
+  end
+  if #kept == 0 then return nil end
+  if mid and conn ~= '' and conn ~= mid then
+    conn = (',' .. conn .. ','):find(',' .. mid .. ',', 1, true) and mid or ''
+  elseif #kept == all then
+    return doc
+  end
+  return string.sub(doc, 1, at - 1) .. ',"connected_to":[' .. conn .. '],"configured_on":['
+    .. table.concat(kept, ',') .. ']}'
+end
+
+local skip = excluded()
+local by_pair = (mid or bid) and A[1] ~= 'docs'
+local out, count, size = {0}, 0, -1
+for _, id in ipairs(candidates()) do
+  if limit and count >= limit then break end
+  if not skip[id] then
+    local doc = redis.call('GET', P_WORKER .. id)
+    if doc and by_pair then doc = cut(doc) end
+    if doc then
+      count = count + 1
+      out[count + 1] = doc
+      size = size + #doc + 1
+      if budget and size > budget then return {-1, size} end
+    end
+  end
+end
+return out

@@ -7,9 +7,9 @@ return write(function()
   local w = must_load_worker(A[1])
   local mid, info, connection = A[2], A[3], A[4]
   if connection ~= 'null' then
-    redis.call('HSET', w.key, 'c:' .. mid, connection)
+    redis.call('HSET', P_SESSION .. w.id, mid, connection)
   else
-    redis.call('HDEL', w.key, 'c:' .. mid)
+    redis.call('HDEL', P_SESSION .. w.id, mid)
   end
   local connected = index_of(w.conn, mid)
   if connected and w.info == info then return 0 end

@@ -5,12 +5,12 @@
 return write(function()
   local w = must_load_worker(A[1])
   local mid, connection = A[2], A[3]
-  local remembered = redis.call('HGET', w.key, 'c:' .. mid)
+  local remembered = redis.call('HGET', P_SESSION .. w.id, mid)
   local stale = connection ~= 'null' and remembered and remembered ~= connection
   local at = index_of(w.conn, mid)
   if not at or stale then return 0 end
   table.remove(w.conn, at)
-  redis.call('HDEL', w.key, 'c:' .. mid)
+  redis.call('HDEL', P_SESSION .. w.id, mid)
   redis.call('SREM', P_CONN .. mid, w.id)
   commit_worker(w, 'disconnected', mid)
   return 1

@@ -1,0 +1,133 @@
+"""A registry an older registryd wrote (key layout 1) is migrated at start, to the letter.
+
+The test writes a registry with this version, rewrites its keys the way layout 1 held
+them (each worker a hash of its fields, its document and its remembered connections; no
+index sets, no layout key), starts the store again and checks every key is back exactly
+as this version wrote it, and that the registry keeps working.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from registryd.models import (
+    GetWorkers,
+    MasterHeartbeat,
+    Operation,
+    SetWorkerGraceful,
+    SetWorkerPaused,
+    WorkerConfigured,
+    WorkerConnected,
+)
+from registryd.models.types import canonical_json
+from registryd.service import Registry
+from registryd.store import RedisStore
+from registryd.store.keys import LAYOUT_VERSION
+
+pytestmark = pytest.mark.integration
+
+#: workerinfo whose keys look like the record's own: the documents must still parse.
+TRICKY_INFO = {"paused": True, "connected_to": [1], "x": ',"paused":true,"configured_on":['}
+
+
+async def _fill(store: RedisStore) -> list[int]:
+    """Workers in every state layout 1 could hold; their ids."""
+    ids = [await store.find_worker_id(name) for name in ("a", "bé", "c", "d")]
+    a, b, c, _ = ids
+    ops: list[Operation] = [
+        MasterHeartbeat(masterid=10, name="m"),
+        WorkerConfigured(workerid=a, masterid=10, builderids=[1, 2]),
+        WorkerConfigured(workerid=a, masterid=11, builderids=[2]),
+        WorkerConnected(workerid=a, masterid=10, workerinfo=TRICKY_INFO, connection="s-1"),
+        WorkerConnected(workerid=a, masterid=11, workerinfo={"h": 1}),
+        WorkerConfigured(workerid=b, masterid=11, builderids=[3]),
+        WorkerConnected(workerid=b, masterid=12, workerinfo={}, connection="s-2"),
+        SetWorkerPaused(workerid=b, paused=True, pause_reason='why "not"'),
+        SetWorkerGraceful(workerid=c, graceful=True),
+    ]
+    for op in ops:
+        await store.apply(op)
+    return ids
+
+
+async def _snapshot(redis: Redis, store: RedisStore) -> dict[bytes, Any]:
+    """Every key of the prefix with its type and whole value."""
+    out: dict[bytes, Any] = {}
+    async for key in redis.scan_iter(match=store.keys.pattern(), count=1000):
+        kind: Any = await redis.type(key)
+        value: Any
+        if kind == b"string":
+            value = await redis.get(key)
+        elif kind == b"hash":
+            value = await redis.hgetall(key)
+        elif kind == b"set":
+            value = await redis.smembers(key)
+        elif kind == b"zset":
+            value = await redis.zrange(key, 0, -1, withscores=True)
+        else:
+            value = await redis.xrange(key)
+        out[key] = (kind, value)
+    return out
+
+
+async def _to_layout_1(redis: Redis, store: RedisStore, ids: list[int]) -> None:
+    """Rewrite the registry's keys as registryd wrote them before the layout key."""
+    keys = store.keys
+    for workerid in ids:
+        doc: Any = await redis.get(keys.worker(workerid))
+        sessions: Any = await redis.hgetall(keys.sessions(workerid))
+        record = json.loads(doc)
+        pairs = [f"{p['masterid']}:{p['builderid']}" for p in record["configured_on"]]
+        fields: dict[Any, Any] = {
+            "name": json.dumps(record["name"], ensure_ascii=False),
+            "info": canonical_json(record["workerinfo"]),
+            "paused": "1" if record["paused"] else "0",
+            "reason": json.dumps(record["pause_reason"], ensure_ascii=False),
+            "graceful": "1" if record["graceful"] else "0",
+            "conn": ",".join(str(m) for m in record["connected_to"]),
+            "cfg": ",".join(pairs),
+            "doc": doc,
+            **{b"c:" + mid: connection for mid, connection in sessions.items()},
+        }
+        await redis.delete(keys.worker(workerid), keys.sessions(workerid))
+        await redis.hset(keys.worker(workerid), mapping=fields)
+    indexes = [k async for k in redis.scan_iter(match=keys.pattern().replace(":*", ":bld:*"))]
+    await redis.delete(keys.layout, keys.paused, keys.graceful, *indexes)
+
+
+async def test_a_layout_1_registry_is_migrated_to_what_this_version_writes(
+    redis: Redis, store: RedisStore
+) -> None:
+    """Every key after the migration equals what this version wrote; twice changes nothing."""
+    ids = await _fill(store)
+    written = await _snapshot(redis, store)
+    assert str(LAYOUT_VERSION).encode() == await redis.get(store.keys.layout)
+    await _to_layout_1(redis, store, ids)
+    assert b"hash" == await redis.type(store.keys.worker(ids[0]))
+    await store.init_epoch()
+    assert written == await _snapshot(redis, store)
+    await store.init_epoch()
+    assert written == await _snapshot(redis, store)
+
+
+async def test_a_migrated_registry_keeps_working(redis: Redis, store: RedisStore) -> None:
+    """Writes and filtered listings work on the migrated keys as on fresh ones."""
+    ids = await _fill(store)
+    await _to_layout_1(redis, store, ids)
+    registry = Registry(store)
+    await registry.start()
+    await store.apply(WorkerConnected(workerid=ids[1], masterid=12, workerinfo={"v": 2}))
+    await store.apply(SetWorkerPaused(workerid=ids[0], paused=True))
+    listed = await registry.get_workers(GetWorkers(builderid=2, paused=True))
+    assert [(ids[0], [10, 11])] == [(w.id, w.connected_to) for w in listed]
+    reconnected = await store.read_worker(ids[1])
+    assert reconnected is not None
+    assert ({"v": 2}, [12], True) == (
+        reconnected.workerinfo,
+        reconnected.connected_to,
+        reconnected.paused,
+    )
