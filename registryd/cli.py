@@ -142,8 +142,8 @@ def serve(ctx: Context) -> None:
     for warning in unknown_variables():
         log.warning(warning)
     try:
-        # uvloop: its transports gather a loop iteration's writes into one system call
-        # (an RPC's reply and ack, a burst of Redis commands), the daemon's main cost.
+        # uvloop: its loop and transports (libuv, in C) cost the daemon less CPU per
+        # RPC than asyncio's selector loop (measured: bench/RESULTS.md, item 2).
         uvloop.run(_serve(Daemon(settings)))
     except ConfigError as exc:
         log.error("cannot start", error=str(exc))  # noqa: TRY400 - the message says it all
