@@ -8,8 +8,8 @@ connections, so reads never wait behind the event stream.
 This is the daemon's hot path, so it speaks aiormq (the AMQP layer under aio-pika)
 directly: a delivery is read as it came off the wire (no aio-pika message is built for
 it) and the reply and the ack are queued together without waiting for either to be
-written. They leave in that order on the one connection, often in one system call: an
-ack never goes out before its reply. Should the connection be lost between the two,
+written (no task wakes up in between). They leave in that order on the one connection:
+an ack never goes out before its reply. Should the connection be lost between the two,
 RabbitMQ delivers the request again, as it does whenever a request is not acked.
 """
 
