@@ -7,9 +7,10 @@ connections, so reads never wait behind the event stream.
 
 This is the daemon's hot path, so it speaks aiormq (the AMQP layer under aio-pika)
 directly: a delivery is read as it came off the wire (no aio-pika message is built for
-it) and the reply and the ack are queued together without waiting for either to be
-written (no task wakes up in between). They leave in that order on the one connection:
-an ack never goes out before its reply. Should the connection be lost between the two,
+it) and the reply is queued without waiting for it to be written, so that its ack
+follows at once (no task wakes up in between). They leave in that order on the one
+connection: an ack never goes out before its reply. The ack is waited for: a request is
+done (and a graceful stop may close the connection) only once its ack is written. Should the connection be lost between the two,
 RabbitMQ delivers the request again, as it does whenever a request is not acked.
 """
 
@@ -110,7 +111,7 @@ class RpcServer:
             log.warning(
                 "rpc request without reply_to dropped", correlation_id=properties.correlation_id
             )
-            await self.channel.basic_ack(delivery_tag, wait=False)
+            await self.channel.basic_ack(delivery_tag)
             return
         started = time.perf_counter()
         method, body, code = await self._answer(message.body, properties.user_id)
@@ -119,9 +120,9 @@ class RpcServer:
             await self._reply(body, reply_to, properties.correlation_id)
         except Exception:
             log.exception("rpc reply could not be published", reply_to=reply_to)
-            await self.channel.basic_reject(delivery_tag, requeue=False, wait=False)
+            await self.channel.basic_reject(delivery_tag, requeue=False)
             return
-        await self.channel.basic_ack(delivery_tag, wait=False)
+        await self.channel.basic_ack(delivery_tag)
 
     async def _reply(self, body: bytes, reply_to: str, correlation_id: str | None) -> None:
         """Queue the reply: written before anything queued after it (the ack)."""
