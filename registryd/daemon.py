@@ -20,9 +20,10 @@ import contextlib
 import ssl
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import aio_pika
+import aiormq
 import structlog
 from aio_pika.abc import AbstractRobustConnection
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -311,8 +312,9 @@ class Daemon:
         registry.epoch = self._epoch  # so a reset between sessions is noticed and logged
         rpc = RpcServer(
             registry,
-            await rpc_channel.get_queue(self.names.rpc),
-            rpc_channel.default_exchange,
+            # aio-pika opens it and sets its prefetch; the hot path speaks aiormq under it.
+            cast(aiormq.Channel, await rpc_channel.get_underlay_channel()),
+            self.names.rpc,
             self.metrics,
             timeout=s.rpc_timeout,
             auth_masters=s.auth_masters,

@@ -47,6 +47,8 @@ DEFAULT_MAX_REPLY: Final = 8 * 1024 * 1024
 _WORKERS = TypeAdapter(list[Worker])
 _OK_LIST: Final = b'{"ok":true,"result":['
 _END_LIST: Final = b"]}"
+_OK_ONE: Final = b'{"ok":true,"result":'
+_OK_NONE: Final = b'{"ok":true,"result":null}'
 
 
 def _where(op: GetWorkers) -> WorkerFilter:
@@ -93,7 +95,7 @@ class Registry:
             case GetWorkers():
                 body = await self._listing_json(op)
             case GetWorker():
-                body = encode_result(await self._get_worker_record(op))
+                body = await self._get_worker_json(op)
             case _:
                 body = encode_result(await self.execute(op))
         if len(body) > self.max_reply:
@@ -165,6 +167,14 @@ class Registry:
         """``getWorker``: by id and/or name (both must match), then the pair filters."""
         record = await self._get_worker_record(op)
         return None if record is None else Worker.model_validate(record)
+
+    async def _get_worker_json(self, op: GetWorker) -> bytes:
+        """By id alone (the common call) the stored document is the reply, as it is."""
+        unfiltered = op.name is None and op.masterid is None and op.builderid is None
+        if op.workerid is not None and unfiltered:
+            doc = await self.store.read_worker_doc(op.workerid)
+            return _OK_NONE if doc is None else _OK_ONE + doc + b"}"
+        return encode_result(await self._get_worker_record(op))
 
     async def _get_worker_record(self, op: GetWorker) -> WorkerRecord | None:
         workerid = op.workerid

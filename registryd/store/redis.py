@@ -46,6 +46,8 @@ _LUA_DUPLICATE: Final = -1
 _WORKERS = TypeAdapter(list[Worker])
 _MASTERS = TypeAdapter(list[Master])
 _CHANGES = TypeAdapter(ChangesPage)
+#: The field of a worker's hash holding its JSON document (written by ``_lib.lua``).
+_DOC_FIELD: Final = "doc"
 _SCRIPT_TRAILER = re.compile(r"\s*script: \w+, on @user_script:\d+\.$")
 
 
@@ -233,9 +235,15 @@ class RedisStore:
         return reply[1:]
 
     async def read_worker_doc(self, workerid: int) -> bytes | None:
-        """One worker's JSON document, or ``None``."""
-        docs: list[bytes] = await self.run_script("read_workers", "ids", workerid)
-        return docs[0] if docs else None
+        """One worker's JSON document, or ``None``.
+
+        One plain command (a single command is as consistent as a script), not the
+        ``read_workers`` script: ``getWorker`` is the hot read and a script call costs
+        the fixed ``KEYS`` and header on both ends.
+        """
+        with redis_errors():
+            doc = await self.redis.hget(self.keys.worker(workerid), _DOC_FIELD)
+        return doc.encode() if isinstance(doc, str) else doc
 
     async def read_workers(self, masterid: int | None = None) -> list[Worker]:
         """Every worker (or those with pairs on ``masterid``), unfiltered, as models."""

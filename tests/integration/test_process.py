@@ -68,8 +68,12 @@ async def test_serve_answers_then_stops_cleanly_on_sigterm(
         return [4] == [m["id"] for m in await rpc.ok("getMasters")]
 
     await wait_for(applied)
-    metrics = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/metrics")
-    assert b'registryd_events_total{outcome="applied"} 1.0' in metrics
+
+    async def counted() -> bool:  # the RPC may read the commit before the consumer counts it
+        metrics = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/metrics")
+        return b'registryd_events_total{outcome="applied"} 1.0' in metrics
+
+    await wait_for(counted)
     await rpc.close()
     process.send_signal(signal.SIGTERM)
     code = await asyncio.to_thread(process.wait, 5)  # the grace (REGISTRYD_GRACE=5) bounds it
