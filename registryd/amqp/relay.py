@@ -1,8 +1,9 @@
 """The relay: publishes the change log to the notifications exchange, in revision order.
 
 A change is committed to the log in the same atomic step as the state change, so the
-relay only has to follow the log: publish each entry with a publisher confirm, then
-move the cursor in Redis. A crash between the two publishes again after the restart
+relay only has to follow the log: publish a batch of entries with publisher confirms
+(one write, the confirms awaited together: :mod:`registryd.amqp.batch`), then move the
+cursor in Redis. A crash between the two publishes again after the restart
 (at least once). One process at a time holds the relay role, through a lock in Redis.
 """
 
@@ -11,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 
-import aio_pika
 import structlog
-from aio_pika.abc import AbstractExchange
 
+from registryd.amqp.batch import BatchPublisher
 from registryd.errors import Unavailable
 from registryd.metrics import Health, Metrics
 from registryd.ports import LoggedChange, RelayClaim, RelayLog
-from registryd.protocol import JSON, RESET_ROUTING_KEY
+from registryd.protocol import RESET_ROUTING_KEY
 from registryd.retry import forever
 
 __all__ = ["Relay"]
@@ -34,19 +34,17 @@ class Relay:
     def __init__(
         self,
         log_store: RelayLog,
-        exchange: AbstractExchange,
+        publisher: BatchPublisher,
         metrics: Metrics,
         health: Health,
         *,
         batch: int = 500,
-        publish_timeout: float = 5.0,
     ) -> None:
         self.log_store = log_store
-        self.exchange = exchange
+        self.publisher = publisher
         self.metrics = metrics
         self.health = health
         self.batch = batch
-        self.publish_timeout = publish_timeout
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Relay until ``stopping`` is set; a Redis failure is retried, a broker one raises.
@@ -102,27 +100,13 @@ class Relay:
             self.metrics.relayed(changes[-1].revision)
 
     async def _publish(self, changes: list[LoggedChange]) -> None:
-        # The channel publishes in call order, so starting every publish before awaiting
-        # the confirms keeps revision order while paying one round trip per batch.
-        pending = [
-            asyncio.ensure_future(self._publish_one(change.routing_key, change.body))
-            for change in changes
-        ]
-        await asyncio.gather(*pending)
+        # One write in revision order, then every confirm: a nack or a lost channel
+        # raises before the cursor moves, so the batch is published again.
+        await self.publisher.publish([(change.routing_key, change.body) for change in changes])
         self.metrics.notifications.inc(len(changes))
-
-    async def _publish_one(self, routing_key: str, body: bytes) -> None:
-        message = aio_pika.Message(
-            body, content_type=JSON, delivery_mode=aio_pika.DeliveryMode.PERSISTENT
-        )
-        # Not mandatory: a change nobody subscribes to is not an error (and RabbitMQ would
-        # return every such message, which aiormq logs as an error).
-        await self.exchange.publish(
-            message, routing_key=routing_key, mandatory=False, timeout=self.publish_timeout
-        )
 
     async def _publish_reset(self, claim: RelayClaim) -> None:
         body = json.dumps({"event": "reset", "epoch": claim.pending_reset, "revision": 0})
-        await self._publish_one(RESET_ROUTING_KEY, body.encode())
+        await self.publisher.publish([(RESET_ROUTING_KEY, body.encode())])
         await self.log_store.advance(claim.epoch, None, claim.pending_reset)
         log.info("reset notification published", epoch=claim.pending_reset)

@@ -194,6 +194,21 @@ class RedisStore:
         ids = await self.run_script("expire_masters", limit, now_ms=now_ms)
         return [int(i) for i in ids]
 
+    async def next_lease_end(self) -> float | None:
+        """Seconds from now until the earliest lease ends, by Redis's clock; ``None``: no lease.
+
+        Negative when a lease has already ended (an expiry pass is due).
+        """
+        with redis_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.time()
+                pipe.zrange(self.keys.leases, 0, 0, withscores=True)
+                (seconds, micros), earliest = await pipe.execute()
+        if not earliest:
+            return None
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        return (float(earliest[0][1]) - now_ms) / 1000
+
     # Reads -------------------------------------------------------------------------------
 
     async def read_worker_docs(
