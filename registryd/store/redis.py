@@ -32,7 +32,7 @@ from registryd.errors import (
     Unavailable,
 )
 from registryd.models import ChangesPage, FindWorkerId, Master, Operation, Worker
-from registryd.ports import DUPLICATE, Applied, LoggedChange, RelayClaim
+from registryd.ports import DUPLICATE, Applied, LoggedChange, Published, RelayClaim
 from registryd.store.keys import Keys
 from registryd.store.lua import SOURCES, script_for, write_args
 
@@ -266,6 +266,11 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _published_args(published: Published) -> tuple[str, str, str]:
+    revision = "" if published.revision is None else str(published.revision)
+    return published.epoch, revision, published.reset or ""
+
+
 class RelayStore:
     """The relay's view of the change log in Redis (:class:`registryd.ports.RelayLog`)."""
 
@@ -273,9 +278,16 @@ class RelayStore:
         self.store = store
         self.token = token or secrets.token_hex(8)
 
-    async def claim(self, lock_ms: int, count: int) -> RelayClaim:
-        """Take or keep the role for ``lock_ms``; the epoch, cursor, reset and what follows."""
-        reply = await self.store.run_script("relay_claim", self.token, lock_ms, count)
+    async def claim(
+        self, lock_ms: int, count: int, published: Published | None = None
+    ) -> RelayClaim:
+        """Take or keep the role for ``lock_ms``; the epoch, cursor, reset and what follows.
+
+        ``published`` (what was confirmed since the last claim) is recorded in the same
+        step, if this process still held the role in that epoch: one round trip a batch.
+        """
+        done = ("", "", "") if published is None else _published_args(published)
+        reply = await self.store.run_script("relay_claim", self.token, lock_ms, count, *done)
         held, epoch, cursor, reset, *rest = reply
         changes = [
             LoggedChange(int(rest[i]), _text(rest[i + 1]), rest[i + 2])
