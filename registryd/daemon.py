@@ -73,7 +73,7 @@ def _next_pass(interval: float, expired: int, lease_end: float | None) -> float:
         return 0.0
     if lease_end is None:
         return interval
-    return min(interval, max(0.0, lease_end + _LEASE_MARGIN))
+    return min(interval, max(0.0, lease_end) + _LEASE_MARGIN)  # never a busy loop
 
 
 def connect_redis(settings: Settings, name: str = "registryd") -> Redis:

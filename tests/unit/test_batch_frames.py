@@ -53,7 +53,7 @@ def test_encode_publish_refuses_a_routing_key_over_255_bytes() -> None:
         (0, None, 1.0),  # no lease: the regular pass
         (0, 5.0, 1.0),  # the earliest lease ends after the next regular pass
         (0, 0.25, 0.252),  # ... before it: a pass just after it ends
-        (0, -3.0, 0.0),  # already ended (expired meanwhile): a pass at once
+        (0, -3.0, 0.002),  # already ended (after this pass began): a pass at once
         (100, 5.0, 0.0),  # a full pass: more may be due
     ],
 )
