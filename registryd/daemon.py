@@ -32,6 +32,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from registryd import __version__
+from registryd.amqp.batch import BatchPublisher
 from registryd.amqp.consumer import EventConsumer
 from registryd.amqp.relay import Relay
 from registryd.amqp.rpc import RpcServer
@@ -42,7 +43,7 @@ from registryd.diagnose import RefusalLog
 from registryd.errors import ConfigError, Crashed, EpochMissing, RegistryError, Unavailable
 from registryd.logs import mask
 from registryd.metrics import CRASH_WINDOW, Health, Metrics, MetricsServer
-from registryd.protocol import Names
+from registryd.protocol import JSON, Names
 from registryd.retry import forever
 from registryd.service import Registry
 from registryd.store import Keys, RedisStore, RelayStore, StoreSettings
@@ -61,6 +62,20 @@ _REDIS_CLOSE_SECONDS = 5.0
 _BACKEND_ERRORS = (Unavailable, TimeoutError, *BROKER_ERRORS)
 #: Seconds between two readings of the queues' depths and the committed revision.
 BACKLOG_SECONDS = 1.0
+#: The most masters one expiry pass expires; a full pass is followed by another at once.
+_EXPIRE_BATCH = 100
+#: How long after a lease's end its pass runs: the end must be strictly past, by a
+#: clock read a round trip earlier.
+_LEASE_MARGIN = 0.002
+
+
+def _next_pass(interval: float, expired: int, lease_end: float | None) -> float:
+    """Seconds until the next expiry pass: at the earliest lease end, at most ``interval``."""
+    if expired >= _EXPIRE_BATCH:
+        return 0.0
+    if lease_end is None:
+        return interval
+    return min(interval, max(0.0, lease_end) + _LEASE_MARGIN)  # never a busy loop
 
 
 def redis_tls_kwargs(settings: Settings) -> dict[str, Any]:
@@ -341,12 +356,8 @@ class Daemon:
     async def _start_processing(self, session: _Session) -> None:
         """Start the event consumer, the relay and the expiry loop."""
         s = self.settings
-        relay_channel = await session.connection.channel(publisher_confirms=True)
         relay = Relay(
-            RelayStore(session.store),
-            await relay_channel.get_exchange(self.names.notifications),
-            self.metrics,
-            self.health,
+            RelayStore(session.store), await self._notifier(session), self.metrics, self.health
         )
         session.consumer = EventConsumer(
             session.registry,
@@ -359,13 +370,26 @@ class Daemon:
         session.tasks += [
             asyncio.create_task(relay.run(session.stopping), name="relay"),
             asyncio.create_task(
-                self._expire_masters(session.registry, session.stopping), name="master-expiry"
+                self._expire_masters(session.registry, session.store, session.stopping),
+                name="master-expiry",
             ),
             asyncio.create_task(self._watch_backlog(session), name="backlog"),
         ]
         await session.consumer.start()
         assert session.consumer.task is not None
         session.tasks.append(session.consumer.task)
+
+    async def _notifier(self, session: _Session) -> BatchPublisher:
+        """The relay's publisher: a confirm channel of its own, the exchange checked to exist."""
+        channel = await session.connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(self.names.notifications)  # a passive declare
+        underlay = await channel.get_underlay_channel()
+        if not isinstance(underlay, aiormq.Channel):
+            raise TypeError(f"aio-pika's channel is not an aiormq.Channel: {underlay!r}")
+        properties = aiormq.spec.Basic.Properties(
+            content_type=JSON, delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+        )
+        return BatchPublisher(underlay, exchange.name, properties)
 
     async def _close(
         self,
@@ -406,12 +430,21 @@ class Daemon:
             for task in pending:  # it lost its cancellation; it ends with the loop
                 log.warning("task did not stop in time; leaving it", task=task.get_name())
 
-    async def _expire_masters(self, registry: Registry, stopping: asyncio.Event) -> None:
-        """Expire masters whose lease ended; doubles as the Redis health probe."""
+    async def _expire_masters(
+        self, registry: Registry, store: RedisStore, stopping: asyncio.Event
+    ) -> None:
+        """Expire masters as their leases end; doubles as the Redis health probe.
+
+        A pass runs when the earliest lease ends (Redis's clock) and at least every
+        second (lease/4 if shorter). The expiry itself is one atomic script, so several
+        daemons still expire each master exactly once.
+        """
         interval = min(1.0, self.settings.master_lease / 4)
         while not stopping.is_set():
+            wait = interval
             try:
-                expired = await registry.store.expire_masters()
+                expired = await store.expire_masters(limit=_EXPIRE_BATCH)
+                wait = _next_pass(interval, len(expired), await store.next_lease_end())
             except EpochMissing:
                 await registry.start()
                 continue
@@ -424,8 +457,9 @@ class Daemon:
                 for masterid in expired:
                     log.warning("master expired: no heartbeat within the lease", masterid=masterid)
                 self.metrics.expired_masters.inc(len(expired))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), interval)
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), wait)
 
     async def _watch_backlog(self, session: _Session) -> None:
         """Read the queues' depths and the committed revision for /metrics, every second.

@@ -70,6 +70,15 @@ class RelayClaim:
     changes: list[LoggedChange]
 
 
+@dataclass(frozen=True, slots=True)
+class Published:
+    """What the relay published (and saw confirmed) in an epoch, to record in the log."""
+
+    epoch: str
+    revision: int | None = None
+    reset: str | None = None
+
+
 class Store(Protocol):
     """The registry's state: atomic writes, consistent reads, the change log."""
 
@@ -124,8 +133,13 @@ class Store(Protocol):
 class RelayLog(Protocol):
     """The relay's view of the change log: one process at a time publishes it."""
 
-    async def claim(self, lock_ms: int, count: int) -> RelayClaim:
-        """Take or keep the role; the epoch, cursor, pending reset and what follows."""
+    async def claim(
+        self, lock_ms: int, count: int, published: Published | None = None
+    ) -> RelayClaim:
+        """Take or keep the role; the epoch, cursor, pending reset and what follows.
+
+        ``published`` is recorded first, as :meth:`advance` would, in the same step.
+        """
 
     async def wait(self, cursor: int, block_ms: int) -> None:
         """Return when an entry after ``cursor`` exists, or after ``block_ms``."""

@@ -4,11 +4,16 @@ Messages are taken in batches of whatever is waiting (up to ``events_batch``): t
 batch goes to Redis in one pipelined round trip, each event still its own atomic script.
 Only then are the batch's bad events dead-lettered and the batch acknowledged, with one
 ``multiple`` ack. A Redis failure holds the batch (nothing acked) and retries it.
+
+Deliveries are taken from aiormq directly: aio-pika's ``IncomingMessage`` decodes every
+property of every message, a cost that showed at thousands of events a second; only a
+refused event, which is copied to the dead exchange, is wrapped in one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -16,10 +21,11 @@ from datetime import datetime
 import aio_pika
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
+from aiormq.abc import DeliveredMessage
 
 from registryd.amqp.topology import Topology
 from registryd.broker import copy_message
-from registryd.errors import RegistryError, Unavailable
+from registryd.errors import Internal, RegistryError, Unavailable
 from registryd.metrics import Health, Metrics
 from registryd.models import Operation, parse_params
 from registryd.models.wire import event_model
@@ -34,7 +40,7 @@ __all__ = ["EventConsumer", "dead_letter", "dead_letter_message"]
 log = structlog.get_logger(__name__)
 
 #: A delivery, its event type (for metrics) and its operation, or why it is refused.
-Prepared = tuple[AbstractIncomingMessage, str, Operation | RegistryError]
+Prepared = tuple[DeliveredMessage, str, Operation | RegistryError]
 #: The ``type`` label of a refused event whose body names no known type.
 UNKNOWN_TYPE = "unknown"
 
@@ -93,19 +99,29 @@ class EventConsumer:
         self.batch = batch
         self.auth_masters = auth_masters
         # None is the sentinel :meth:`stop` sends after the last delivery.
-        self._inbox: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
+        self._inbox: asyncio.Queue[DeliveredMessage | None] = asyncio.Queue()
         self._tag: str | None = None
         self._task: asyncio.Task[None] | None = None
+        # Labelled once: a label lookup per event is a visible cost at thousands a second.
+        self._applied = metrics.events.labels("applied")
+        self._duplicate = metrics.events.labels("duplicate")
 
     async def start(self) -> None:
         """Start consuming; deliveries arrive in queue order through the inbox."""
         self._task = asyncio.create_task(self._run(), name="event-consumer")
-        self._tag = await self.topology.events_queue.consume(self._inbox.put)
+        queue = self.topology.events_queue
+        channel = await queue.channel.get_underlay_channel()
+        consuming = await channel.basic_consume(queue.name, self._deliver)
+        self._tag = consuming.consumer_tag
+
+    async def _deliver(self, message: DeliveredMessage) -> None:
+        self._inbox.put_nowait(message)
 
     async def stop(self) -> None:
         """Stop taking deliveries, then apply and ack what was already delivered."""
         if self._tag is not None:
-            await self.topology.events_queue.cancel(self._tag)
+            channel = await self.topology.events_queue.channel.get_underlay_channel()
+            await channel.basic_cancel(self._tag)
             self._tag = None
         if self._task is not None and not self._task.done():
             await self._inbox.put(None)
@@ -130,7 +146,7 @@ class EventConsumer:
             if stop_after:
                 return
 
-    def _prepare(self, message: AbstractIncomingMessage) -> Prepared:
+    def _prepare(self, message: DeliveredMessage) -> Prepared:
         """Parse and authorize; the type is the protocol's one the body names, if any."""
         try:
             model, fields = event_model(message.body)
@@ -139,27 +155,38 @@ class EventConsumer:
         kind = model.event_type or UNKNOWN_TYPE
         try:
             op = parse_params(model, fields)
-            authorize(op, message.user_id, self.auth_masters)
+            authorize(op, message.header.properties.user_id, self.auth_masters)
         except RegistryError as error:
             return message, kind, error
         return message, kind, op
 
-    async def _process(self, batch: list[AbstractIncomingMessage]) -> None:
+    async def _process(self, batch: list[DeliveredMessage]) -> None:
         prepared = [self._prepare(m) for m in batch]
-        writes = [(op, m.message_id) for m, _, op in prepared if isinstance(op, Operation)]
+        writes = [
+            (op, m.header.properties.message_id)
+            for m, _, op in prepared
+            if isinstance(op, Operation)
+        ]
         results = iter(await self._apply(writes))
+        applied: collections.Counter[str] = collections.Counter()
         for message, kind, parsed in prepared:
             outcome = next(results) if isinstance(parsed, Operation) else parsed
             if isinstance(outcome, RegistryError):
-                await dead_letter(self.topology, message, outcome)
+                incoming = aio_pika.IncomingMessage(message, no_ack=False)
+                await dead_letter(self.topology, incoming, outcome)
                 self._count_refused(kind, outcome.code)
             elif outcome is DUPLICATE:
-                self.metrics.events.labels("duplicate").inc()
+                self._duplicate.inc()
             else:
-                self.metrics.events.labels("applied").inc()
-                self.metrics.events_applied.labels(kind).inc()
+                applied[kind] += 1
+        self._applied.inc(applied.total())
+        for kind, count in applied.items():
+            self.metrics.events_applied.labels(kind).inc(count)
         self.metrics.event_batches.observe(len(batch))
-        await batch[-1].ack(multiple=True)
+        last = batch[-1]
+        if last.delivery_tag is None:  # only an empty basic.get has none
+            raise Internal("a delivery without a delivery tag")
+        await last.channel.basic_ack(last.delivery_tag, multiple=True)
 
     def _count_refused(self, kind: str, code: str) -> None:
         self.metrics.events.labels("dead_lettered").inc()

@@ -1,9 +1,11 @@
 """The relay: publishes the change log to the notifications exchange, in revision order.
 
 A change is committed to the log in the same atomic step as the state change, so the
-relay only has to follow the log: publish each entry with a publisher confirm, then
-move the cursor in Redis. A crash between the two publishes again after the restart
-(at least once). One process at a time holds the relay role, through a lock in Redis.
+relay only has to follow the log: publish a batch of entries with publisher confirms
+(one write, the confirms awaited together: :mod:`registryd.amqp.batch`), then move the
+cursor in Redis (with the next claim, in the same script: one round trip a batch). A
+crash between the two publishes again after the restart (at least once). One process at
+a time holds the relay role, through a lock in Redis.
 """
 
 from __future__ import annotations
@@ -11,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import json
 
-import aio_pika
 import structlog
-from aio_pika.abc import AbstractExchange
 
+from registryd.amqp.batch import BatchPublisher
 from registryd.errors import Unavailable
 from registryd.metrics import Health, Metrics
-from registryd.ports import LoggedChange, RelayClaim, RelayLog
-from registryd.protocol import JSON, RESET_ROUTING_KEY
+from registryd.ports import LoggedChange, Published, RelayClaim, RelayLog
+from registryd.protocol import RESET_ROUTING_KEY
 from registryd.retry import forever
 
 __all__ = ["Relay"]
@@ -34,19 +35,19 @@ class Relay:
     def __init__(
         self,
         log_store: RelayLog,
-        exchange: AbstractExchange,
+        publisher: BatchPublisher,
         metrics: Metrics,
         health: Health,
         *,
         batch: int = 500,
-        publish_timeout: float = 5.0,
     ) -> None:
         self.log_store = log_store
-        self.exchange = exchange
+        self.publisher = publisher
         self.metrics = metrics
         self.health = health
         self.batch = batch
-        self.publish_timeout = publish_timeout
+        #: Confirmed by the broker, recorded in the log with the next claim (or on exit).
+        self._published: Published | None = None
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Relay until ``stopping`` is set; a Redis failure is retried, a broker one raises.
@@ -73,12 +74,17 @@ class Relay:
 
     async def _release(self) -> None:
         try:
+            if self._published is not None:  # confirmed, not yet recorded: record it now
+                published, self._published = self._published, None
+                await self.log_store.advance(published.epoch, published.revision, published.reset)
             await self.log_store.release()
         except Exception as exc:  # noqa: BLE001 - shutting down: log it and carry on
             log.warning("relay role not released; it lapses by itself", error=str(exc))
 
     async def _step(self) -> None:
-        claim = await self.log_store.claim(_LOCK_MS, self.batch)
+        # The last batch's record rides on this claim: one Redis round trip per batch.
+        claim = await self.log_store.claim(_LOCK_MS, self.batch, self._published)
+        self._published = None
         if not claim.held:
             self.metrics.not_relaying()
             await asyncio.sleep(1.0)
@@ -98,31 +104,16 @@ class Relay:
                 next_retained=changes[0].revision,
             )
         await self._publish(changes)
-        if await self.log_store.advance(claim.epoch, changes[-1].revision, None):
-            self.metrics.relayed(changes[-1].revision)
+        self._published = Published(claim.epoch, revision=changes[-1].revision)
 
     async def _publish(self, changes: list[LoggedChange]) -> None:
-        # The channel publishes in call order, so starting every publish before awaiting
-        # the confirms keeps revision order while paying one round trip per batch.
-        pending = [
-            asyncio.ensure_future(self._publish_one(change.routing_key, change.body))
-            for change in changes
-        ]
-        await asyncio.gather(*pending)
+        # One write in revision order, then every confirm: a nack or a lost channel
+        # raises before the cursor moves, so the batch is published again.
+        await self.publisher.publish([(change.routing_key, change.body) for change in changes])
         self.metrics.notifications.inc(len(changes))
-
-    async def _publish_one(self, routing_key: str, body: bytes) -> None:
-        message = aio_pika.Message(
-            body, content_type=JSON, delivery_mode=aio_pika.DeliveryMode.PERSISTENT
-        )
-        # Not mandatory: a change nobody subscribes to is not an error (and RabbitMQ would
-        # return every such message, which aiormq logs as an error).
-        await self.exchange.publish(
-            message, routing_key=routing_key, mandatory=False, timeout=self.publish_timeout
-        )
 
     async def _publish_reset(self, claim: RelayClaim) -> None:
         body = json.dumps({"event": "reset", "epoch": claim.pending_reset, "revision": 0})
-        await self._publish_one(RESET_ROUTING_KEY, body.encode())
-        await self.log_store.advance(claim.epoch, None, claim.pending_reset)
+        await self.publisher.publish([(RESET_ROUTING_KEY, body.encode())])
+        self._published = Published(claim.epoch, reset=claim.pending_reset)
         log.info("reset notification published", epoch=claim.pending_reset)

@@ -32,7 +32,7 @@ from registryd.errors import (
     Unavailable,
 )
 from registryd.models import ChangesPage, FindWorkerId, Master, Operation, Worker
-from registryd.ports import DUPLICATE, Applied, Listing, LoggedChange, RelayClaim
+from registryd.ports import DUPLICATE, Applied, Listing, LoggedChange, Published, RelayClaim
 from registryd.registry import WorkerFilter
 from registryd.store.keys import LAYOUT_VERSION, Keys
 from registryd.store.lua import SOURCES, script_for, write_args
@@ -47,7 +47,6 @@ _WORKERS = TypeAdapter(list[Worker])
 _MASTERS = TypeAdapter(list[Master])
 _CHANGES = TypeAdapter(ChangesPage)
 #: The field of a worker's hash holding its JSON document (written by ``_lib.lua``).
-_DOC_FIELD: Final = "doc"
 _SCRIPT_TRAILER = re.compile(r"\s*script: \w+, on @user_script:\d+\.$")
 
 
@@ -202,6 +201,21 @@ class RedisStore:
         ids = await self.run_script("expire_masters", limit, now_ms=now_ms)
         return [int(i) for i in ids]
 
+    async def next_lease_end(self) -> float | None:
+        """Seconds from now until the earliest lease ends, by Redis's clock; ``None``: no lease.
+
+        Negative when a lease has already ended (an expiry pass is due).
+        """
+        with redis_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.time()
+                pipe.zrange(self.keys.leases, 0, 0, withscores=True)
+                (seconds, micros), earliest = await pipe.execute()
+        if not earliest:
+            return None
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        return (float(earliest[0][1]) - now_ms) / 1000
+
     # Reads -------------------------------------------------------------------------------
 
     async def read_listing(
@@ -237,12 +251,12 @@ class RedisStore:
     async def read_worker_doc(self, workerid: int) -> bytes | None:
         """One worker's JSON document, or ``None``.
 
-        One plain command (a single command is as consistent as a script), not the
-        ``read_workers`` script: ``getWorker`` is the hot read and a script call costs
-        the fixed ``KEYS`` and header on both ends.
+        One plain ``GET`` of the worker's document key (a single command is as consistent
+        as a script), not the ``read_workers`` script: ``getWorker`` is the hot read and
+        a script call costs the fixed ``KEYS`` and header on both ends.
         """
         with redis_errors():
-            doc = await self.redis.hget(self.keys.worker(workerid), _DOC_FIELD)
+            doc = await self.redis.get(self.keys.worker(workerid))
         return doc.encode() if isinstance(doc, str) else doc
 
     async def read_workers(self, masterid: int | None = None) -> list[Worker]:
@@ -294,6 +308,11 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _published_args(published: Published) -> tuple[str, str, str]:
+    revision = "" if published.revision is None else str(published.revision)
+    return published.epoch, revision, published.reset or ""
+
+
 class RelayStore:
     """The relay's view of the change log in Redis (:class:`registryd.ports.RelayLog`)."""
 
@@ -301,9 +320,16 @@ class RelayStore:
         self.store = store
         self.token = token or secrets.token_hex(8)
 
-    async def claim(self, lock_ms: int, count: int) -> RelayClaim:
-        """Take or keep the role for ``lock_ms``; the epoch, cursor, reset and what follows."""
-        reply = await self.store.run_script("relay_claim", self.token, lock_ms, count)
+    async def claim(
+        self, lock_ms: int, count: int, published: Published | None = None
+    ) -> RelayClaim:
+        """Take or keep the role for ``lock_ms``; the epoch, cursor, reset and what follows.
+
+        ``published`` (what was confirmed since the last claim) is recorded in the same
+        step, if this process still held the role in that epoch: one round trip a batch.
+        """
+        done = ("", "", "") if published is None else _published_args(published)
+        reply = await self.store.run_script("relay_claim", self.token, lock_ms, count, *done)
         held, epoch, cursor, reset, *rest = reply
         changes = [
             LoggedChange(int(rest[i]), _text(rest[i + 1]), rest[i + 2])

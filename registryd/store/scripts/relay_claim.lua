@@ -1,11 +1,19 @@
 -- Claims or keeps the relay role (one process publishes notifications at a time) and,
--- in the same atomic step, reads what there is to publish, so that the entries read
--- always belong to the epoch returned, and a pending reset is seen before them.
--- ARGV: 6 this process's token  7 lock time in ms  8 the most entries to read.
+-- in the same atomic step, records what this process published since its last claim
+-- (as relay_advance does: only if it still held the role in the same epoch) and reads
+-- what there is to publish, so that the entries read always belong to the epoch
+-- returned, and a pending reset is seen before them.
+-- ARGV: 6 this process's token  7 lock time in ms  8 the most entries to read
+--   9 epoch of what was published ('' = nothing to record)  10 last revision published
+--   ('' = none)  11 reset epoch whose notification was published ('' = none).
 -- Returns {1 if this process holds the role, the epoch or '', the relay cursor, the
 -- pending reset epoch or '', then per entry after the cursor: revision, routing key, body}.
 local holder = redis.call('GET', K_RELAY_LOCK)
 if holder and holder ~= A[1] then return {0, '', 0, ''} end
+if holder and A[4] ~= '' and (redis.call('GET', K_EPOCH) or '') == A[4] then
+  if A[6] ~= '' and redis.call('GET', K_RESET) == A[6] then redis.call('DEL', K_RESET) end
+  if A[5] ~= '' then redis.call('SET', K_CURSOR, A[5]) end
+end
 redis.call('SET', K_RELAY_LOCK, A[1], 'PX', A[2])
 local cursor = tonumber(redis.call('GET', K_CURSOR) or '0')
 local out = {1, redis.call('GET', K_EPOCH) or '', cursor, redis.call('GET', K_RESET) or ''}
