@@ -39,8 +39,8 @@ SCRIPT_KEYS: tuple[tuple[str, str], ...] = (
     ("P_SESSION", "session_prefix"),
 )
 
-#: The layout of the keys this version writes; :data:`registryd.store.redis` migrates
-#: an older one at start (``migrate.lua``). 1 (no layout key): the worker was a hash of
+#: The layout of the keys this version writes; ``RedisStore.init_epoch`` migrates an
+#: older one at start (``migrate.lua``). 1 (no layout key): the worker was a hash of
 #: its fields and its document; 2: the worker is its document alone, with index sets.
 LAYOUT_VERSION: Final = 2
 

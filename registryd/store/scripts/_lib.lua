@@ -109,14 +109,11 @@ end
 -- that change pairs and connections. P_SESSION .. id holds the remembered connections.
 
 -- Where the document's own ',"paused":' starts: the last one, as workerinfo (before it)
--- may have such a key and nothing after it can (JSON strings escape their quotes).
+-- may have such a key and nothing after it can (JSON strings escape their quotes). The
+-- greedy '.*' finds the last one backwards from the end, over the short tail only.
 local function flags_at(doc)
-  local found, at = nil, 1
-  while true do
-    local f = string.find(doc, ',"paused":', at, true)
-    if not f then return found end
-    found, at = f, f + 1
-  end
+  local _, colon = string.find(doc, '.*,"paused":')
+  return colon - #',"paused":' + 1
 end
 
 local FLAGS_PATTERN = '^,"paused":(%a+),"pause_reason":(.*),"graceful":(%a+),'

@@ -25,13 +25,16 @@ local mid, bid, paused, graceful = given(A[5]), given(A[6]), given(A[7]), given(
 -- The ids of a set (or of the intersection of sets) above after, ascending.
 local function members_after(sets)
   local found = #sets == 1 and redis.call('SMEMBERS', sets[1]) or redis.call('SINTER', unpack(sets))
-  local ids = {}
+  local ids, text = {}, {}
   for _, id in ipairs(found) do
     local n = tonumber(id)
-    if n > after then ids[#ids + 1] = n end
+    if n > after then
+      ids[#ids + 1] = n
+      text[n] = id
+    end
   end
-  table.sort(ids)
-  for i, n in ipairs(ids) do ids[i] = string.format('%d', n) end
+  table.sort(ids) -- as numbers: a plain sort, no comparison function to call
+  for i, n in ipairs(ids) do ids[i] = text[n] end
   return ids
 end
 
@@ -63,25 +66,25 @@ local function excluded()
 end
 
 -- The document as listed under the masterid/builderid filters, or nil when no pair
--- matches: configured_on cut to the matching pairs, connected_to to masterid.
+-- matches: configured_on cut to the matching pairs, connected_to to masterid. The
+-- document's own ',"connected_to":[' is its last (nothing after it can hold one); the
+-- greedy '.*' finds it backwards from the end. A worker that loses nothing is listed as
+-- stored, without building a string.
 local function cut(doc)
-  local at = string.find(doc, ',"connected_to":[', flags_at(doc), true)
-  local conn, pairs_json = string.match(doc, '^,"connected_to":%[([%d,]*)%],"configured_on":%[(.*)%]}$', at)
+  local _, open = string.find(doc, '.*,"connected_to":%[')
+  local conn, pairs_json = string.match(doc, '^([%d,]*)%],"configured_on":%[(.*)%]}$', open + 1)
   local kept, all = {}, 0
-  for b, m in string.gmatch(pairs_json, '"builderid":(%d+),"masterid":(%d+)') do
+  for pair, b, m in string.gmatch(pairs_json, '({"builderid":(%d+),"masterid":(%d+)})') do
     all = all + 1
-    if (not mid or m == mid) and (not bid or b == bid) then
-      kept[#kept + 1] = '{"builderid":' .. b .. ',"masterid":' .. m .. '}'
-    end
+    if (not mid or m == mid) and (not bid or b == bid) then kept[#kept + 1] = pair end
   end
   if #kept == 0 then return nil end
   if mid and conn ~= '' and conn ~= mid then
-    conn = (',' .. conn .. ','):find(',' .. mid .. ',', 1, true) and mid or ''
+    conn = string.find(',' .. conn .. ',', ',' .. mid .. ',', 1, true) and mid or ''
   elseif #kept == all then
     return doc
   end
-  return string.sub(doc, 1, at - 1) .. ',"connected_to":[' .. conn .. '],"configured_on":['
-    .. table.concat(kept, ',') .. ']}'
+  return string.sub(doc, 1, open) .. conn .. '],"configured_on":[' .. table.concat(kept, ',') .. ']}'
 end
 
 local skip = excluded()
