@@ -223,7 +223,7 @@ def _failure(error: BaseException, settings: Settings) -> tuple[str, int]:
     from registryd.errors import RegistryError  # noqa: PLC0415
     from registryd.operator import Exit, Refused, exit_code  # noqa: PLC0415
 
-    found = refusal(error, amqp_url=settings.amqp_url, redis_url=settings.redis_url)
+    found = refusal(error, amqp_url=settings.amqp_urls[0], redis_url=settings.redis_url)
     if found is not None:
         return found.message, Exit.UNAVAILABLE
     if isinstance(error, RegistryError):

@@ -12,9 +12,12 @@ One :class:`RegistryClient` holds one RabbitMQ connection and three kinds of cha
   returns only once the broker has taken the event (or raises).
 - Subscriptions: one channel each, see :class:`Subscription`.
 
-There is no automatic reconnection: when the connection is lost, pending and later
-calls raise :class:`~registryd.errors.Unavailable` and the application connects again
-(a :class:`Subscription` tells it the revision to resume from).
+The URL may name a RabbitMQ cluster's nodes (several URLs, or one string of them
+separated by commas). When the connection is lost, the calls waiting on it raise
+:class:`~registryd.errors.Unavailable` (their outcome is unknown: retry them, every
+write is idempotent); the next call connects again, to the nodes in turn starting
+after the one that was lost. A :class:`Subscription` ends with the connection it was
+opened on; it tells the application the revision to resume from.
 
 Example (a master's day, PROTOCOL.md section 9)::
 
@@ -43,7 +46,7 @@ from aio_pika.exceptions import PublishError as Unroutable
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from yarl import URL
 
-from registryd.broker import BROKER_ERRORS
+from registryd.broker import BROKER_ERRORS, broker_urls, connect_in_turn
 from registryd.errors import (
     Internal,
     RegistryError,
@@ -116,6 +119,8 @@ class RegistryClient:
         *,
         timeout: float,
         user: str | None = None,
+        urls: Sequence[str] = (),
+        node: int = 0,
     ) -> None:
         self.names = Names(prefix)
         self.timeout = timeout
@@ -123,6 +128,11 @@ class RegistryClient:
         #: connection's login, and registryd's authorization (section 7) reads it.
         self.user = user
         self._connection = connection
+        #: The nodes to connect to again when the connection is lost (none: never).
+        self._urls = tuple(urls)
+        #: The index in ``_urls`` of the node of the current connection.
+        self._node = node
+        self._closed = False
         self._pending: dict[str, asyncio.Future[bytes]] = {}
         self._rpc: AbstractChannel | None = None
         self._events: AbstractChannel | None = None
@@ -131,27 +141,31 @@ class RegistryClient:
     @classmethod
     async def connect(
         cls,
-        url: str | None = None,
+        url: str | Sequence[str] | None = None,
         prefix: str | None = None,
         *,
         timeout: float = 10.0,  # noqa: ASYNC109 - also the default of every later call
     ) -> RegistryClient:
         """Connect to RabbitMQ at ``url``; ``timeout`` bounds this and is every call's default.
 
-        ``url`` and ``prefix`` not given are read as the daemon reads them:
-        ``REGISTRYD_AMQP_URL`` and ``REGISTRYD_PREFIX``, else the daemon's defaults
-        (:data:`DEFAULT_URL`, ``registry``). Raises :class:`~registryd.errors.Unavailable`
-        when the broker cannot be reached.
+        ``url`` may be a cluster's nodes: a sequence of URLs, or one string of them
+        separated by commas; they are tried in turn. ``url`` and ``prefix`` not given are
+        read as the daemon reads them: ``REGISTRYD_AMQP_URL`` and ``REGISTRYD_PREFIX``,
+        else the daemon's defaults (:data:`DEFAULT_URL`, ``registry``). Raises
+        :class:`~registryd.errors.Unavailable` when no node can be reached.
         """
         _check_timeout(timeout)
-        url = url or os.environ.get("REGISTRYD_AMQP_URL") or DEFAULT_URL
+        urls = broker_urls(url or os.environ.get("REGISTRYD_AMQP_URL") or DEFAULT_URL)
+        if not urls:
+            raise ValueError("no RabbitMQ URL given")
         prefix = prefix or os.environ.get("REGISTRYD_PREFIX") or DEFAULT_PREFIX
-        where = URL(url).with_password(None)
+        where = ", ".join(str(URL(u).with_password(None)) for u in urls)
+        user = URL(urls[0]).user or "guest"
         connection: AbstractConnection | None = None
         try:
             async with asyncio.timeout(timeout):
-                connection = await aio_pika.connect(url, timeout=timeout)
-                client = cls(connection, prefix, timeout=timeout, user=URL(url).user or "guest")
+                connection, node = await connect_in_turn(urls, timeout=timeout)
+                client = cls(connection, prefix, timeout=timeout, user=user, urls=urls, node=node)
                 await client._rpc_channel()
         except BaseException as exc:
             if connection is not None:
@@ -165,6 +179,7 @@ class RegistryClient:
 
     async def close(self) -> None:
         """Fail the calls still waiting and close the connection (subscriptions end too)."""
+        self._closed = True
         self._fail_pending(Unavailable("the registry client was closed"))
         await self._connection.close()
 
@@ -181,7 +196,21 @@ class RegistryClient:
 
     @property
     def connection(self) -> AbstractConnection:
-        """The underlying aio-pika connection (subscriptions open their channels on it)."""
+        """The current aio-pika connection (subscriptions open their channels on it)."""
+        return self._connection
+
+    async def _connected(self) -> AbstractConnection:
+        """The open connection; a lost one is replaced (callers hold ``_lock``)."""
+        if not self._connection.is_closed or not self._urls:
+            return self._connection
+        if self._closed:
+            raise Unavailable("the registry client was closed")
+        lost = self._node
+        self._rpc = self._events = None
+        self._connection, self._node = await connect_in_turn(
+            self._urls, first=(lost + 1) % len(self._urls), timeout=self.timeout
+        )
+        log.info("reconnected to RabbitMQ", node=self._node + 1, lost=lost + 1)
         return self._connection
 
     # -- RPC ---------------------------------------------------------------------------
@@ -247,8 +276,9 @@ class RegistryClient:
     async def _rpc_channel(self) -> AbstractChannel:
         """The open RPC channel, (re)opened with its reply consumer when needed."""
         async with self._lock:
+            connection = await self._connected()
             if self._rpc is None or self._rpc.is_closed:
-                channel = await self._connection.channel(on_return_raises=True)
+                channel = await connection.channel(on_return_raises=True)
                 # Direct reply-to: the pseudo-queue is never declared, only consumed,
                 # with no-ack, on the channel the requests go out on, before the first.
                 replies = await channel.get_queue(DIRECT_REPLY_TO, ensure=False)
@@ -471,8 +501,9 @@ class RegistryClient:
     async def _events_channel(self) -> AbstractChannel:
         """The open events channel (a 404 on a missing exchange closes it: reopen)."""
         async with self._lock:
+            connection = await self._connected()
             if self._events is None or self._events.is_closed:
-                self._events = await self._connection.channel(on_return_raises=True)
+                self._events = await connection.channel(on_return_raises=True)
             return self._events
 
     # -- notifications -----------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Settings: declared values only, from a TOML file and ``REGISTRYD_*`` variables.
 
-The environment wins over the file. TOML keys mirror the variables in sections
-(``amqp.url`` is ``REGISTRYD_AMQP_URL``; ``masters.lease`` is ``REGISTRYD_MASTER_LEASE``).
+The environment wins over the file. ``amqp.url`` may name a RabbitMQ cluster's nodes:
+several URLs separated by commas (a TOML array works too), tried in turn. TOML keys
+mirror the variables in sections (``amqp.url`` is ``REGISTRYD_AMQP_URL``;
+``masters.lease`` is ``REGISTRYD_MASTER_LEASE``).
 Building runtime objects from these values is the daemon's job, not this module's.
 
 :func:`load_settings` reads the file and the environment itself, so that an error names
@@ -27,6 +29,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from registryd.broker import broker_urls
 from registryd.errors import ConfigError
 from registryd.logs import mask
 
@@ -61,7 +64,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
 
     prefix: str = Field("registry", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
-    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    amqp_url: str = Field(
+        "amqp://guest:guest@127.0.0.1:5672/",
+        description="a RabbitMQ URL, or a cluster's node URLs separated by commas",
+    )
     redis_url: str = "redis://127.0.0.1:6379/0"
     master_lease: float = Field(60.0, gt=0, description="seconds without heartbeat before expiry")
     log_format: Literal["json", "console"] = "json"
@@ -99,16 +105,33 @@ class Settings(BaseSettings):
         """``DEBUG``, ``Info`` and ``JSON`` are what people type: names are case-blind."""
         return value.lower() if isinstance(value, str) else value
 
+    @field_validator("amqp_url", mode="before")
+    @classmethod
+    def _node_list(cls, value: object) -> object:
+        """A TOML array of node URLs is the same list as the comma-separated text."""
+        if isinstance(value, list) and all(isinstance(url, str) for url in value):
+            return ",".join(value)
+        return value
+
     @field_validator("amqp_url", "redis_url")
     @classmethod
     def _known_scheme(cls, value: str, info: ValidationInfo) -> str:
         schemes = _URL_SCHEMES[str(info.field_name)]
-        scheme = urlsplit(value).scheme.lower()
-        if scheme not in schemes:
-            wanted = " or ".join(f"{s}://" for s in schemes)
-            got = f"{scheme}://" if scheme else "no scheme"
-            raise ValueError(f"must be a URL starting {wanted}, not {got}")
+        urls = broker_urls(value) if info.field_name == "amqp_url" else (value,)
+        if not urls:
+            raise ValueError("must name at least one URL")
+        for url in urls:
+            scheme = urlsplit(url).scheme.lower()
+            if scheme not in schemes:
+                wanted = " or ".join(f"{s}://" for s in schemes)
+                got = f"{scheme}://" if scheme else "no scheme"
+                raise ValueError(f"must be a URL starting {wanted}, not {got}")
         return value
+
+    @property
+    def amqp_urls(self) -> tuple[str, ...]:
+        """The RabbitMQ nodes to try, in order (one for a single broker)."""
+        return broker_urls(self.amqp_url)
 
     @classmethod
     def settings_customise_sources(

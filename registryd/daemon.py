@@ -34,7 +34,7 @@ from registryd.amqp.consumer import EventConsumer
 from registryd.amqp.relay import Relay
 from registryd.amqp.rpc import RpcServer
 from registryd.amqp.topology import Topology, declare
-from registryd.broker import BROKER_ERRORS
+from registryd.broker import BROKER_ERRORS, connect_in_turn
 from registryd.config import Settings
 from registryd.diagnose import RefusalLog
 from registryd.errors import ConfigError, Crashed, EpochMissing, RegistryError, Unavailable
@@ -46,7 +46,7 @@ from registryd.service import Registry
 from registryd.store import Keys, RedisStore, RelayStore, StoreSettings
 from registryd.systemd import Notifier
 
-__all__ = ["Daemon", "connect_amqp", "connect_redis"]
+__all__ = ["Daemon", "connect_amqp", "connect_amqp_node", "connect_redis"]
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +56,8 @@ _CLOSE_SECONDS = 1.0
 _REDIS_CLOSE_SECONDS = 5.0
 #: A lost or refusing backend: the session ends and the next one starts after a backoff.
 _BACKEND_ERRORS = (Unavailable, TimeoutError, *BROKER_ERRORS)
+#: Seconds one RabbitMQ node may take to accept a connection before the next is tried.
+_CONNECT_SECONDS = 10.0
 #: Seconds between two readings of the queues' depths and the committed revision.
 BACKLOG_SECONDS = 1.0
 
@@ -84,10 +86,27 @@ def connect_redis(settings: Settings, name: str = "registryd") -> Redis:
 async def connect_amqp(
     settings: Settings, name: str = "registryd"
 ) -> aio_pika.abc.AbstractConnection:
-    """A broker connection named after the daemon and its prefix (visible in RabbitMQ)."""
-    return await aio_pika.connect(
-        settings.amqp_url,
-        timeout=10,
+    """A broker connection named after the daemon and its prefix (visible in RabbitMQ).
+
+    The configured nodes are tried in turn (:func:`connect_amqp_node`).
+    """
+    connection, _ = await connect_amqp_node(settings, name)
+    return connection
+
+
+async def connect_amqp_node(
+    settings: Settings, name: str = "registryd", *, first: int = 0
+) -> tuple[aio_pika.abc.AbstractConnection, int]:
+    """A connection to the first configured node that answers, from node ``first`` on.
+
+    Returns the index of the node too, so that the next session starts after it: a
+    session usually ends because its node went away, and any node of the cluster
+    serves every queue.
+    """
+    return await connect_in_turn(
+        settings.amqp_urls,
+        first=first,
+        timeout=_CONNECT_SECONDS,
         client_properties={"connection_name": f"{name} {settings.prefix} {__version__}"},
     )
 
@@ -118,7 +137,7 @@ class Daemon:
         #: systemd's notification socket (``$NOTIFY_SOCKET``; does nothing without one).
         self.notifier = Notifier() if notifier is None else notifier
         #: A refused login or vhost is said once, as such: retrying will not fix it.
-        self.refusals = RefusalLog(amqp_url=settings.amqp_url, redis_url=settings.redis_url)
+        self.refusals = RefusalLog(amqp_url=settings.amqp_urls[0], redis_url=settings.redis_url)
         self.health.watch(self._announce)
         self._ready_told = False
         self._crash_aged: asyncio.TimerHandle | None = None
@@ -130,6 +149,8 @@ class Daemon:
         )
         self._http: MetricsServer | None = None
         self._epoch: str | None = None
+        #: The RabbitMQ node the next session tries first.
+        self._next_node = 0
 
     def request_stop(self) -> None:
         """Ask :meth:`serve` to stop consuming, finish in-flight work and return."""
@@ -267,7 +288,8 @@ class Daemon:
         connection: aio_pika.abc.AbstractConnection | None = None
         session: _Session | None = None
         try:
-            connection = await connect_amqp(self.settings)
+            connection, node = await connect_amqp_node(self.settings, first=self._next_node)
+            self._next_node = (node + 1) % len(self.settings.amqp_urls)
             session = await self._open(redis, connection)
             yield session
         finally:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-import aio_pika
-
 from registryd.config import Settings
-from registryd.daemon import connect_redis
+from registryd.daemon import connect_amqp, connect_redis
 from registryd.diagnose import refusal
 from registryd.logs import mask
 
@@ -23,13 +21,13 @@ async def _redis(settings: Settings) -> None:
 
 
 async def _rabbitmq(settings: Settings) -> None:
-    connection = await aio_pika.connect(settings.amqp_url, timeout=5)
+    connection = await connect_amqp(settings, name="registryd-check")
     await connection.close()
 
 
 def _why(error: BaseException, settings: Settings) -> str:
     """A refusal explained (with its hint), or the error's own text."""
-    found = refusal(error, amqp_url=settings.amqp_url, redis_url=settings.redis_url)
+    found = refusal(error, amqp_url=settings.amqp_urls[0], redis_url=settings.redis_url)
     if found is not None:
         return found.message
     if isinstance(error, TimeoutError):
