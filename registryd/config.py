@@ -68,6 +68,10 @@ class Settings(BaseSettings):
         "amqp://guest:guest@127.0.0.1:5672/",
         description="a RabbitMQ URL, or a cluster's node URLs separated by commas",
     )
+    amqp_quorum_queues: bool = Field(
+        default=False,
+        description="RPC and dead-letter queues replicated (quorum) too: for a cluster",
+    )
     redis_url: str = "redis://127.0.0.1:6379/0"
     master_lease: float = Field(60.0, gt=0, description="seconds without heartbeat before expiry")
     log_format: Literal["json", "console"] = "json"

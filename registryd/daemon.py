@@ -306,7 +306,12 @@ class Daemon:
         connection.close_callbacks.add(lambda *_: lost.set())
         events_channel = await connection.channel(publisher_confirms=True)
         await events_channel.set_qos(prefetch_count=s.events_batch * 2)
-        topology = await declare(events_channel, self.names, s.events_delivery_limit)
+        topology = await declare(
+            events_channel,
+            self.names,
+            s.events_delivery_limit,
+            quorum_queues=s.amqp_quorum_queues,
+        )
         rpc_channel = await connection.channel(publisher_confirms=False)
         await rpc_channel.set_qos(prefetch_count=s.rpc_concurrency)
         store = RedisStore(redis, Keys(s.prefix), self.store_settings)
