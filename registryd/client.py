@@ -133,6 +133,10 @@ class RegistryClient:
         #: The index in ``_urls`` of the node of the current connection.
         self._node = node
         self._closed = False
+        #: Set by the connection's close callback: aio-pika's ``is_closed`` says only
+        #: whether *we* closed it, not whether the broker or the network did.
+        self._lost = False
+        connection.close_callbacks.add(self._on_connection_closed)
         self._pending: dict[str, asyncio.Future[bytes]] = {}
         self._rpc: AbstractChannel | None = None
         self._events: AbstractChannel | None = None
@@ -199,17 +203,22 @@ class RegistryClient:
         """The current aio-pika connection (subscriptions open their channels on it)."""
         return self._connection
 
+    def _on_connection_closed(self, _connection: object, _exc: BaseException | None) -> None:
+        self._lost = True
+
     async def _connected(self) -> AbstractConnection:
         """The open connection; a lost one is replaced (callers hold ``_lock``)."""
-        if not self._connection.is_closed or not self._urls:
-            return self._connection
         if self._closed:
             raise Unavailable("the registry client was closed")
+        if not self._lost or not self._urls:
+            return self._connection
         lost = self._node
         self._rpc = self._events = None
-        self._connection, self._node = await connect_in_turn(
+        connection, self._node = await connect_in_turn(
             self._urls, first=(lost + 1) % len(self._urls), timeout=self.timeout
         )
+        connection.close_callbacks.add(self._on_connection_closed)
+        self._connection, self._lost = connection, False
         log.info("reconnected to RabbitMQ", node=self._node + 1, lost=lost + 1)
         return self._connection
 
