@@ -3,7 +3,7 @@ PY ?= .venv/bin/python
 VENV_STAMP := .venv/.installed
 RUN_STAMP := .venv/.runtime
 
-.PHONY: all install test lint fmt typecheck run demo bench compose-check container-check systemd-check clean
+.PHONY: all install test faults lint fmt typecheck run demo bench compose-check container-check systemd-check clean
 
 all: lint test container-check
 
@@ -26,6 +26,10 @@ install: $(VENV_STAMP)
 
 test: $(VENV_STAMP)
 	$(PY) -m pytest -q
+
+# The fault matrix alone (issue 10; `make test` runs it too): each case prints its line.
+faults: $(VENV_STAMP)
+	$(PY) -m pytest -m faults -s -q
 
 lint: $(VENV_STAMP) compose-check systemd-check
 	$(PY) -m ruff format --check .
