@@ -34,7 +34,7 @@ Open = Callable[..., AbstractAsyncContextManager[Rig]]
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Open:
-    """Opens daemons serving a new prefix (``async with rig(daemons=2) as r``).
+    """Opens daemons serving a new prefix, as an async context manager of a Rig.
 
     The wire subscribes before the first daemon starts, so it sees every notification
     from the first reset on; everything is stopped and deleted afterwards.
