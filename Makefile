@@ -3,7 +3,7 @@ PY ?= .venv/bin/python
 VENV_STAMP := .venv/.installed
 RUN_STAMP := .venv/.runtime
 
-.PHONY: all install test ha lint fmt typecheck run demo bench compose-check container-check systemd-check clean
+.PHONY: all install test ha faults lint fmt typecheck run demo bench compose-check container-check systemd-check clean
 
 all: lint test container-check
 
@@ -30,6 +30,9 @@ test: $(VENV_STAMP)
 # The failover tests alone (private RabbitMQ and Redis clusters, registryd replicas).
 ha: $(VENV_STAMP)
 	$(PY) -m pytest -q -s -m ha
+# The fault matrix alone (issue 10; `make test` runs it too): each case prints its line.
+faults: $(VENV_STAMP)
+	$(PY) -m pytest -m faults -s -q
 
 lint: $(VENV_STAMP) compose-check systemd-check
 	$(PY) -m ruff format --check .
