@@ -30,6 +30,7 @@ test: $(VENV_STAMP)
 # The failover tests alone (private RabbitMQ and Redis clusters, registryd replicas).
 ha: $(VENV_STAMP)
 	$(PY) -m pytest -q -s -m ha
+
 # The fault matrix alone (issue 10; `make test` runs it too): each case prints its line.
 faults: $(VENV_STAMP)
 	$(PY) -m pytest -m faults -s -q

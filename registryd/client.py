@@ -31,6 +31,7 @@ Example (a master's day, PROTOCOL.md section 9)::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import uuid
@@ -218,7 +219,9 @@ class RegistryClient:
             self._urls, first=(lost + 1) % len(self._urls), timeout=self.timeout
         )
         connection.close_callbacks.add(self._on_connection_closed)
-        self._connection, self._lost = connection, False
+        old, self._connection, self._lost = self._connection, connection, False
+        with contextlib.suppress(*BROKER_ERRORS):  # lost already: this frees its socket
+            await old.close()
         log.info("reconnected to RabbitMQ", node=self._node + 1, lost=lost + 1)
         return self._connection
 

@@ -267,7 +267,8 @@ class Daemon:
                 # Before the session closes (which stops consuming), so that the state
                 # goes straight from serving to retrying rather than through starting.
                 self.health.fail("rabbitmq")
-                raise Unavailable(f"session ended: {error}") from error
+                name = task.get_name() if isinstance(task, asyncio.Task) else "task"
+                raise Unavailable(f"session ended: {name}: {error!r}") from error
             name = task.get_name() if isinstance(task, asyncio.Task) else "task"
             log.error("task crashed", task=name, exc_info=error)
             self.metrics.task_crashes.labels(name).inc()
