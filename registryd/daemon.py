@@ -242,12 +242,13 @@ class Daemon:
             error = None if task.cancelled() else task.exception()
             if error is None:
                 continue
+            name = task.get_name() if isinstance(task, asyncio.Task) else "task"
             if isinstance(error, _BACKEND_ERRORS):
                 # Before the session closes (which stops consuming), so that the state
                 # goes straight from serving to retrying rather than through starting.
                 self.health.fail("rabbitmq")
-                raise Unavailable(f"session ended: {error}") from error
-            name = task.get_name() if isinstance(task, asyncio.Task) else "task"
+                # The task and the error's type: a bare TimeoutError() says nothing alone.
+                raise Unavailable(f"session ended: {name}: {error!r}") from error
             log.error("task crashed", task=name, exc_info=error)
             self.metrics.task_crashes.labels(name).inc()
             self.health.crash(f"{name}: {error!r}")
