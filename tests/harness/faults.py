@@ -693,6 +693,7 @@ class Daemons:
         self.env = env
         #: The processes started, in order (killed ones included).
         self.started: list[Served] = []
+        self._counts: dict[tuple[Path, str], tuple[int, int]] = {}
 
     async def start(self, timeout: float = 30) -> Served:
         """Start one and wait until its /healthz says it serves."""
@@ -711,10 +712,25 @@ class Daemons:
         process.process.kill()
         await asyncio.to_thread(process.process.wait)
 
-    @staticmethod
-    def sessions(process: Served) -> int:
+    def count(self, process: Served, text: str) -> int:
+        """How many complete lines of its log hold ``text`` (read on from the last call)."""
+        key = (process.err, text)
+        offset, found = self._counts.get(key, (0, 0))
+        with process.err.open("rb") as log:
+            log.seek(offset)
+            chunk = log.read()
+        end = chunk.rfind(b"\n") + 1
+        found += chunk[:end].count(text.encode())
+        self._counts[key] = (offset + end, found)
+        return found
+
+    def sessions(self, process: Served) -> int:
         """How many sessions it has started serving (its "serving" log lines)."""
-        return sum(r.get("event") == "serving" for r in process.records())
+        return self.count(process, '"event": "serving"')
+
+    def forced_closes(self, process: Served) -> int:
+        """How many times the broker closed its connection (CONNECTION_FORCED)."""
+        return self.count(process, "CONNECTION_FORCED")
 
     def alive(self) -> list[Served]:
         """The processes still running."""
