@@ -45,9 +45,10 @@ async def test_broker_connection_and_channel_closed(rig: Open) -> None:
     async with rig() as r:
         (daemon,) = r.daemons.alive()
 
-        async def new_session(action: Callable[[], Awaitable[object]]) -> None:
+        async def new_session(burst: Burst, action: Callable[[], Awaitable[object]]) -> None:
             before = r.daemons.sessions(daemon)
             await action()
+            burst.injected()
             await wait_for(lambda: r.daemons.sessions(daemon) > before, 60)
             await daemon.reaches(200, 60)
 
@@ -61,8 +62,8 @@ async def test_broker_connection_and_channel_closed(rig: Open) -> None:
                     with contextlib.suppress(TimeoutError):
                         await wait_for(lambda: r.daemons.forced_closes(daemon) > before, 5)
 
-        async def close_connection(_burst: Burst) -> None:
-            await new_session(force_close)
+        async def close_connection(burst: Burst) -> None:
+            await new_session(burst, force_close)
 
         async def close_channel(burst: Burst) -> None:
             # The dead exchange gone, the next dead letter's publish is refused: the
@@ -73,7 +74,7 @@ async def test_broker_connection_and_channel_closed(rig: Open) -> None:
                 await channel.close()
                 await burst.publish_bad()
 
-            await new_session(delete_and_refuse)
+            await new_session(burst, delete_and_refuse)
 
         faults = [
             Fault(0.1, "close_connection", close_connection),

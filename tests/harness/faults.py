@@ -256,6 +256,7 @@ class Burst:
         self._faults_done = asyncio.Event()
         self._busy = 0
         self._keepalive: asyncio.Task[None] | None = None
+        self._injected = 0.0
 
     # Set-up --------------------------------------------------------------------------
 
@@ -410,13 +411,13 @@ class Burst:
         try:
             for fault in self.faults:
                 await wait_for(self._reached(fault.at), 600)
-                started = time.monotonic()
+                self._injected = time.monotonic()
                 if fault.blocking:
                     async with self.hold():
                         await fault.inject(self)
                 else:
                     await fault.inject(self)
-                self.recoveries.append((fault.name, time.monotonic() - started))
+                self.recoveries.append((fault.name, time.monotonic() - self._injected))
         finally:
             self._faults_done.set()
 
@@ -438,6 +439,14 @@ class Burst:
         self.bad.add(mid)
         self.sent += 1
         await self.wire.event(_bad_event(), message_id=mid)
+
+    def injected(self) -> None:
+        """Called by a fault once it is in effect: recovery is timed from here.
+
+        A fault that takes a while to inject (``rabbitmqctl`` takes seconds) calls it;
+        otherwise recovery is timed from the fault's start.
+        """
+        self._injected = time.monotonic()
 
     def _reached(self, at: float) -> Callable[[], bool]:
         return lambda: self.published >= at * self.events
