@@ -33,7 +33,7 @@ ha: $(VENV_STAMP)
 
 # The fault matrix alone (issue 10; `make test` runs it too): each case prints its line.
 faults: $(VENV_STAMP)
-	$(PY) -m pytest -m faults -s -q
+	$(PY) -m pytest -m faults -s -q tests/faults
 
 lint: $(VENV_STAMP) compose-check systemd-check
 	$(PY) -m ruff format --check .

@@ -23,7 +23,7 @@ from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 
 from registryd.logs import mask
 
-__all__ = ["BROKER_ERRORS", "broker_urls", "connect_in_turn", "copy_message"]
+__all__ = ["BROKER_ERRORS", "broker_urls", "connect_in_turn", "connection_lost", "copy_message"]
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +42,16 @@ def broker_urls(urls: str | Sequence[str]) -> tuple[str, ...]:
     """
     items = _NEXT_URL.split(urls.strip(", \t\n")) if isinstance(urls, str) else list(urls)
     return tuple(url.strip() for url in items if url.strip())
+
+
+def connection_lost(connection: AbstractConnection) -> bool:
+    """Whether the broker or the network closed ``connection`` (or it never opened).
+
+    aio-pika's ``is_closed`` only says whether the application closed it; a channel
+    opened on a connection the broker closed fails with a bare ``RuntimeError``.
+    """
+    transport = connection.transport
+    return connection.is_closed or transport is None or transport.connection.is_closed
 
 
 async def connect_in_turn(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +34,7 @@ from registryd.amqp.consumer import EventConsumer
 from registryd.amqp.relay import Relay
 from registryd.amqp.rpc import RpcServer
 from registryd.amqp.topology import Topology, declare
-from registryd.broker import BROKER_ERRORS, connect_in_turn
+from registryd.broker import BROKER_ERRORS, connect_in_turn, connection_lost
 from registryd.config import Settings
 from registryd.diagnose import RefusalLog
 from registryd.errors import ConfigError, Crashed, EpochMissing, RegistryError, Unavailable
@@ -109,6 +109,22 @@ async def connect_amqp_node(
         timeout=_CONNECT_SECONDS,
         client_properties={"connection_name": f"{name} {settings.prefix} {__version__}"},
     )
+
+
+@contextlib.contextmanager
+def _lost_while_starting(connection: aio_pika.abc.AbstractConnection) -> Iterator[None]:
+    """A connection the broker closed while the session started is a backend failure.
+
+    A node going down as a session starts on another one (queues moving their
+    members) may close the new connection too; the next channel then fails with a bare
+    ``RuntimeError``, which must start the next session rather than end the process.
+    """
+    try:
+        yield
+    except RuntimeError as exc:
+        if not connection_lost(connection):
+            raise
+        raise Unavailable(f"broker connection lost while the session started: {exc}") from exc
 
 
 @dataclass
@@ -237,9 +253,10 @@ class Daemon:
 
     async def _run_session(self) -> None:
         async with self._session() as session:
-            if not await self._wait_for_redis(session):
-                return
-            await self._start_processing(session)
+            with _lost_while_starting(session.connection):
+                if not await self._wait_for_redis(session):
+                    return
+                await self._start_processing(session)
             self.health.started("rabbitmq", "redis")  # both answered to get here
             log.info("serving", events=self.names.events, rpc=self.names.rpc)
             self.refusals.forget()
@@ -263,13 +280,13 @@ class Daemon:
             error = None if task.cancelled() else task.exception()
             if error is None:
                 continue
+            name = task.get_name() if isinstance(task, asyncio.Task) else "task"
             if isinstance(error, _BACKEND_ERRORS):
                 # Before the session closes (which stops consuming), so that the state
                 # goes straight from serving to retrying rather than through starting.
                 self.health.fail("rabbitmq")
-                name = task.get_name() if isinstance(task, asyncio.Task) else "task"
+                # The task and the error's type: a bare TimeoutError() says nothing alone.
                 raise Unavailable(f"session ended: {name}: {error!r}") from error
-            name = task.get_name() if isinstance(task, asyncio.Task) else "task"
             log.error("task crashed", task=name, exc_info=error)
             self.metrics.task_crashes.labels(name).inc()
             self.health.crash(f"{name}: {error!r}")
@@ -291,7 +308,8 @@ class Daemon:
         try:
             connection, node = await connect_amqp_node(self.settings, first=self._next_node)
             self._next_node = (node + 1) % len(self.settings.amqp_urls)
-            session = await self._open(redis, connection)
+            with _lost_while_starting(connection):
+                session = await self._open(redis, connection)
             yield session
         finally:
             await self._close(redis, connection, session)

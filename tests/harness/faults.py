@@ -38,11 +38,12 @@ from pathlib import Path
 
 from registryd.client import RegistryClient
 from registryd.errors import RegistryError
+from registryd.protocol import RESET_ROUTING_KEY
 from registryd.store import Keys
 from tests.harness.served import Served, served
 from tests.harness.services import cli_env, free_port, wait_for
 from tests.harness.wire import Json, Wire
-from tests.reference import ReferenceRegistry, UnknownWorkerError
+from tests.reference import ReferenceRegistry, RefWorker, UnknownWorkerError
 
 __all__ = [
     "BAD_WORKER",
@@ -52,6 +53,7 @@ __all__ = [
     "Fault",
     "Report",
     "Segment",
+    "close_broker_connections",
 ]
 
 #: A model command: one write applied to the reference registry.
@@ -88,8 +90,8 @@ class Segment:
     streams: dict[str, list[Command]] = field(default_factory=dict)
     #: Changes up to this revision belong to the setup stream.
     setup_revision: int = 0
-    #: Good events published in this segment: message id -> index in the burst.
-    events: dict[str, int] = field(default_factory=dict)
+    #: Good events published in this segment: message id -> (body, command).
+    events: dict[str, tuple[Json, Command]] = field(default_factory=dict)
 
     def add(self, stream: str, command: Command) -> None:
         """Append a command to a stream."""
@@ -133,8 +135,30 @@ def _normal(body: Json) -> Json:
     return body
 
 
+def _bad_event() -> Json:
+    return {"type": "worker.graceful", "workerid": BAD_WORKER, "graceful": True}
+
+
 def _find(name: str) -> Command:
     return lambda model: model.find_worker_id(name)
+
+
+def _connect(w: int, m: int, info: Json, conn: str | None) -> Command:
+    return lambda model: model.worker_connected(w, m, info, conn)
+
+
+def _configure(w: int, m: int, builders: list[int]) -> Command:
+    return lambda model: model.worker_configured(w, m, builders)
+
+
+def _expire(masterid: int) -> Command:
+    """The model's expiry of one master (the daemon's clock decides when)."""
+
+    def expire(model: ReferenceRegistry) -> object:
+        model.masters[masterid].lease_end_ms = 0
+        return model.expire_masters(1)
+
+    return expire
 
 
 def _apply(model: ReferenceRegistry, command: Command) -> None:
@@ -229,7 +253,10 @@ class Burst:
         self._open = asyncio.Event()
         self._open.set()
         self._done = asyncio.Event()
-        self._good: list[tuple[str, Json, Command]] = []
+        self._faults_done = asyncio.Event()
+        self._busy = 0
+        self._keepalive: asyncio.Task[None] | None = None
+        self._injected = 0.0
 
     # Set-up --------------------------------------------------------------------------
 
@@ -242,8 +269,13 @@ class Burst:
         """The name a burst master heartbeats with."""
         return f"master-{masterid}:/srv/{self.wire.prefix}"
 
-    async def setup(self) -> None:
-        """Make the workers and the masters active (through the client library)."""
+    async def setup(self, *, silent_masters: Iterable[int] = (), connected: int = 10) -> None:
+        """Make the workers and the masters active (through the client library).
+
+        Each of ``silent_masters`` heartbeats once, connects the first ``connected``
+        workers and then says nothing: it expires once the daemon's lease is over, as
+        the stream ``expiry:<id>`` (its changes after the setup) of the model.
+        """
         for index in range(self.worker_count):
             name = f"w{index:03d}"
             workerid = await self.client.find_worker_id(name)
@@ -252,7 +284,59 @@ class Burst:
             self.segment.add(SETUP, _find(name))
         for masterid in self.masters:
             await self.heartbeat_rpc(masterid)
+        for masterid in silent_masters:
+            await self._go_silent(masterid, self.workerids[:connected])
         self.segment.setup_revision = (await self.client.ping()).revision
+
+    async def _go_silent(self, masterid: int, workerids: list[int]) -> None:
+        await self.heartbeat_rpc(masterid)
+        for w in workerids:
+            info = {"host": f"h{w}", "silent": masterid}
+            await self.client.worker_connected(w, masterid, info)
+            self.segment.add(SETUP, _connect(w, masterid, info, None))
+        stream = f"expiry:{masterid}"
+        self.extra_streams[stream] = lambda change: change.get("masterid") == masterid
+        self.segment.add(stream, _expire(masterid))
+
+    async def reannounce(self) -> None:
+        """A new epoch began: the masters announce again what the model says they own.
+
+        What a master does on ``registry.reset`` (section 6), through the client library:
+        heartbeat, ``findWorkerId`` (the ids come back the same, in the same order),
+        ``workerConfigured``, ``workerConnected`` with the remembered connection, and
+        the paused and graceful state it restored. Call it while the burst is held.
+        """
+        model = self.state_model()
+        self.segments.append(Segment())
+        for masterid in self.masters:
+            await self.heartbeat_rpc(masterid)
+        workers = [model.workers[w] for w in sorted(model.workers)]
+        for worker in workers:
+            workerid = await self.client.find_worker_id(worker.name)
+            assert workerid == worker.id, f"{worker.name}: id {workerid}, was {worker.id}"
+            self.segment.add(SETUP, _find(worker.name))
+        for worker in workers:
+            await self._restore(worker)
+        self.segment.setup_revision = (await self.client.ping()).revision
+
+    async def _restore(self, worker: RefWorker) -> None:
+        w, client, add = worker.id, self.client, self.segment.add
+        for m in self.masters:
+            builders = sorted(b for master, b in worker.configured_on if master == m)
+            if builders:
+                await client.worker_configured(w, m, builders)
+                add(SETUP, _configure(w, m, builders))
+        for m in sorted(worker.connected_to):
+            info, conn = copy.deepcopy(worker.workerinfo), worker.connections.get(m)
+            await client.worker_connected(w, m, info, conn)
+            add(SETUP, _connect(w, m, info, conn))
+        if worker.paused:
+            paused, reason = worker.paused, worker.pause_reason
+            await client.set_worker_paused(w, paused=paused, pause_reason=reason)
+            add(SETUP, lambda r: r.set_worker_paused(w, paused=paused, pause_reason=reason))
+        if worker.graceful:
+            await client.set_worker_graceful(w, graceful=True)
+            add(SETUP, lambda r: r.set_worker_graceful(w, graceful=True))
 
     async def heartbeat_rpc(self, masterid: int, stream: str = SETUP) -> None:
         """A heartbeat through the client library, recorded in ``stream``."""
@@ -277,16 +361,32 @@ class Burst:
 
     @contextlib.asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
-        """Publishers and writers wait while inside (they finish the write in hand)."""
+        """Publishers and writers stop while inside, once the writes in hand are answered."""
         self._open.clear()
         try:
+            await wait_for(lambda: self._busy == 0, 60)
             yield
         finally:
             self._open.set()
 
+    @contextlib.asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """A publisher's or writer's turn: it waits while held; :meth:`hold` waits for it."""
+        await self._open.wait()
+        self._busy += 1
+        try:
+            yield
+        finally:
+            self._busy -= 1
+
     async def run(self) -> None:
-        """Publish the events while the writers write and the faults run; then settle."""
+        """Publish the events while the writers write and the faults run; then settle.
+
+        With ``heartbeat_every``, the masters heartbeat (as events, in the ordered stream)
+        until the last fault has run.
+        """
         self._done.clear()
+        self._faults_done.clear()
         writers = [
             asyncio.create_task(self._writer(k), name=f"rpc-writer-{k}")
             for k in range(self.writer_count)
@@ -297,6 +397,8 @@ class Burst:
             await faults
         finally:
             self._done.set()
+            if self.heartbeat_every is not None and self._keepalive is None:
+                self._keepalive = asyncio.create_task(self._keep_alive(), name="keepalive")
             if not faults.done():
                 faults.cancel()
             results = await asyncio.gather(*writers, return_exceptions=True)
@@ -306,15 +408,45 @@ class Burst:
         await self.wire.settled(timeout=60)
 
     async def _run_faults(self) -> None:
-        for fault in self.faults:
-            await wait_for(self._reached(fault.at), 600)
-            started = time.monotonic()
-            if fault.blocking:
-                async with self.hold():
+        try:
+            for fault in self.faults:
+                await wait_for(self._reached(fault.at), 600)
+                self._injected = time.monotonic()
+                if fault.blocking:
+                    async with self.hold():
+                        await fault.inject(self)
+                else:
                     await fault.inject(self)
-            else:
-                await fault.inject(self)
-            self.recoveries.append((fault.name, time.monotonic() - started))
+                self.recoveries.append((fault.name, time.monotonic() - self._injected))
+        finally:
+            self._faults_done.set()
+
+    async def _keep_alive(self) -> None:
+        """After the burst, the masters go on heartbeating (RPC) until :meth:`verify` ends.
+
+        Not recorded: a heartbeat that only refreshes the lease changes nothing. One that
+        finds its master expired would change it, and the walk would say so.
+        """
+        assert self.heartbeat_every is not None
+        while True:
+            for masterid in self.masters:
+                await self.client.master_heartbeat(masterid, self.master_name(masterid))
+            await asyncio.sleep(self.heartbeat_every)  # the masters' heartbeat period
+
+    async def publish_bad(self) -> None:
+        """Publish one event that must be dead-lettered (``not_found``), out of the stream."""
+        mid = uuid.uuid4().hex
+        self.bad.add(mid)
+        self.sent += 1
+        await self.wire.event(_bad_event(), message_id=mid)
+
+    def injected(self) -> None:
+        """Called by a fault once it is in effect: recovery is timed from here.
+
+        A fault that takes a while to inject (``rabbitmqctl`` takes seconds) calls it;
+        otherwise recovery is timed from the fault's start.
+        """
+        self._injected = time.monotonic()
 
     def _reached(self, at: float) -> Callable[[], bool]:
         return lambda: self.published >= at * self.events
@@ -322,16 +454,20 @@ class Burst:
     async def _publish_all(self) -> None:
         chunk = 50
         started = time.monotonic()
-        next_beat = started + (self.heartbeat_every or 0)
-        while self.published < self.events:
-            await self._open.wait()
-            if self.heartbeat_every is not None and time.monotonic() >= next_beat:
-                next_beat = time.monotonic() + self.heartbeat_every
-                await self._publish([self._heartbeat(m) for m in self.masters])
-            count = min(chunk, self.events - self.published)
-            await self._publish([self._next_event() for _ in range(count)])
-            self.published += count
+        next_beat = started
+        beating = self.heartbeat_every is not None
+        while self.published < self.events or (beating and not self._faults_done.is_set()):
+            async with self._turn():
+                if self.heartbeat_every is not None and time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + self.heartbeat_every
+                    await self._publish([self._heartbeat(m) for m in self.masters])
+                count = min(chunk, self.events - self.published)
+                if count:
+                    await self._publish([self._next_event() for _ in range(count)])
+                    self.published += count
             ahead = self.published / self.rate - (time.monotonic() - started)
+            if count == 0:
+                ahead = min(next_beat - time.monotonic(), 0.05)
             if ahead > 0:
                 await asyncio.sleep(ahead)  # the burst's rate, not a wait for a condition
 
@@ -347,8 +483,7 @@ class Burst:
 
     def _record(self, message_id: str, body: Json, command: Command) -> tuple[str, Json]:
         self.segment.add(EVENTS, command)
-        self.segment.events[message_id] = len(self._good)
-        self._good.append((message_id, body, command))
+        self.segment.events[message_id] = (body, command)
         return message_id, body
 
     def _heartbeat(self, masterid: int) -> tuple[str, Json]:
@@ -364,10 +499,11 @@ class Burst:
         mid = uuid.uuid4().hex
         if rng.random() < self.bad_ratio:
             self.bad.add(mid)
-            return mid, {"type": "worker.graceful", "workerid": BAD_WORKER, "graceful": True}
-        ours = [g for g in self._good if g[0] in self.segment.events]
+            return mid, _bad_event()
+        ours = self.segment.events
         if ours and rng.random() < self.duplicate_ratio:
-            old_mid, old_body, command = rng.choice(ours)
+            old_mid = rng.choice(list(ours)[-500:])  # a master's retry comes soon after
+            old_body, command = ours[old_mid]
             self.segment.add(EVENTS, command)  # a replay: the model ignores it too
             return old_mid, old_body
         body, command = self._random_write(rng, mid)
@@ -407,11 +543,11 @@ class Burst:
         pace = self.writer_count / self.rpc_rate
         seq = 0
         while not self._done.is_set():
-            await self._open.wait()
-            seq += 1
-            call, command = self._random_state(rng, rng.choice(mine), f"r{k}.{seq}")
-            if await self._definite(call):
-                self.segment.add(f"rpc:{k}", command)
+            async with self._turn():
+                seq += 1
+                call, command = self._random_state(rng, rng.choice(mine), f"r{k}.{seq}")
+                if await self._definite(call):
+                    self.segment.add(f"rpc:{k}", command)
             await asyncio.sleep(pace)  # the writers' rate
 
     def _random_state(
@@ -478,16 +614,21 @@ class Burst:
         """Compare everything with the model; the report (its problems list what failed)."""
         report = Report(case, sent=self.sent)
         report.recover_seconds = max((s for _, s in self.recoveries), default=0.0)
-        await self._check_log(report)
-        await self._check_state(report)
-        await self._check_events(report)
-        self._check_subscriber(report, await self._revision())
+        try:
+            model = await self._check_log(report)
+            await self._check_state(report, model)
+            await self._check_events(report)
+            ping = await self.client.ping()
+            self._check_subscriber(report, ping.revision, ping.epoch)
+        finally:
+            if self._keepalive is not None:
+                self._keepalive.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._keepalive
         return report
 
-    async def _revision(self) -> int:
-        return (await self.client.ping()).revision
-
-    async def _check_log(self, report: Report) -> None:
+    async def _check_log(self, report: Report) -> ReferenceRegistry:
+        """The walk of ``getChanges`` from 0; its model, with every command applied."""
         changes = await self.changes()
         revisions = [c["revision"] for c in changes]
         if revisions != list(range(1, len(changes) + 1)):
@@ -501,9 +642,9 @@ class Burst:
         report.problems += walk.problems
         if missing:
             report.problems.append(f"{missing} changes of the model are not in the log")
+        return walk.model
 
-    async def _check_state(self, report: Report) -> None:
-        model = self.state_model()
+    async def _check_state(self, report: Report, model: ReferenceRegistry) -> None:
         workers = await self.client.call("getWorkers")
         if workers != model.get_workers():
             diff = [(a, b) for a, b in zip(workers, model.get_workers(), strict=False) if a != b]
@@ -532,14 +673,17 @@ class Burst:
             report.lost += len(ours) - report.applied
             report.problems.append(f"{len(ours) - report.applied} events never applied")
 
-    def _check_subscriber(self, report: Report, revision: int) -> None:
+    def _check_subscriber(self, report: Report, revision: int, epoch: str) -> None:
         seen: set[int] = set()
+        last_reset = None
         while not self.wire.notes_inbox.empty():
             note = self.wire.notes_inbox.get_nowait()
-            if note.key == "registry.reset":
-                seen = set()  # a new epoch: revisions start again
+            if note.key == RESET_ROUTING_KEY:
+                seen, last_reset = set(), note.body.get("epoch")  # revisions start again
             else:
                 seen.add(int(note.body["revision"]))
+        if last_reset != epoch:
+            report.problems.append(f"the last reset seen is of epoch {last_reset}, not {epoch}")
         missing = set(range(1, revision + 1)) - seen
         report.revisions_missing = len(missing)
         if missing:
@@ -558,6 +702,7 @@ class Daemons:
         self.env = env
         #: The processes started, in order (killed ones included).
         self.started: list[Served] = []
+        self._counts: dict[tuple[Path, str], tuple[int, int]] = {}
 
     async def start(self, timeout: float = 30) -> Served:
         """Start one and wait until its /healthz says it serves."""
@@ -576,6 +721,51 @@ class Daemons:
         process.process.kill()
         await asyncio.to_thread(process.process.wait)
 
+    def count(self, process: Served, text: str) -> int:
+        """How many complete lines of its log hold ``text`` (read on from the last call)."""
+        key = (process.err, text)
+        offset, found = self._counts.get(key, (0, 0))
+        with process.err.open("rb") as log:
+            log.seek(offset)
+            chunk = log.read()
+        end = chunk.rfind(b"\n") + 1
+        found += chunk[:end].count(text.encode())
+        self._counts[key] = (offset + end, found)
+        return found
+
+    def sessions(self, process: Served) -> int:
+        """How many sessions it has started serving (its "serving" log lines)."""
+        return self.count(process, '"event": "serving"')
+
+    def forced_closes(self, process: Served) -> int:
+        """How many times the broker closed its connection (CONNECTION_FORCED)."""
+        return self.count(process, "CONNECTION_FORCED")
+
     def alive(self) -> list[Served]:
         """The processes still running."""
         return [p for p in self.started if p.process.poll() is None]
+
+
+async def _run(*command: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await process.communicate()
+    text = out.decode(errors="replace")
+    assert process.returncode == 0, f"{command}: {text}"
+    return text
+
+
+async def close_broker_connections(prefix: str, reason: str = "fault matrix") -> int:
+    """``rabbitmqctl close_connection`` on every daemon connection of ``prefix``.
+
+    A daemon names its connection ``registryd <prefix> <version>``; the number closed.
+    """
+    listing = await _run(
+        "rabbitmqctl", "list_connections", "pid", "client_properties", "-q", "--no-table-headers"
+    )
+    needle = f'{{"connection_name","registryd {prefix} '
+    pids = [line.split("\t", 1)[0] for line in listing.splitlines() if needle in line]
+    for pid in pids:
+        await _run("rabbitmqctl", "close_connection", pid, reason)
+    return len(pids)
