@@ -58,10 +58,12 @@ demo: $(RUN_STAMP)
 
 # The suite: every path beside its floor measured in the same run, 1,000 to 100,000
 # workers, and Buildbot's SQLite connector (bench/suite.py, bench/RESULTS.md); then a
-# Buildbot master through registryd against its own SQL tables (bench/bench_buildbot.py).
+# Buildbot master through registryd against its own SQL tables (bench/bench_buildbot.py);
+# RPC throughput with one, two and three registryd replicas (bench/replicas.py).
 bench: $(VENV_STAMP)
 	$(PY) -m bench.suite
 	$(PY) -m bench.bench_buildbot
+	$(PY) -m bench.replicas
 
 # 1,000 and 10,000 workers, few repetitions (about two minutes): what CI runs.
 .PHONY: bench-quick
