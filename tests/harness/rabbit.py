@@ -282,19 +282,6 @@ class PrivateRabbit:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
 
-    async def start_again(self) -> None:
-        """Start a node that :meth:`kill` ended, on its own data: a cluster member rejoins."""
-        if self.dir is None or self.process is not None:
-            raise RabbitError(f"{self.node} was not killed: nothing to start again")
-        self.process = self._spawn(self.dir)
-        try:
-            await wait_for(self._listening_or_exited, START_SECONDS)
-            await self._await_startup()
-        except (RabbitError, TimeoutError) as exc:
-            raise RabbitError(
-                f"{self.node} did not start again: {exc}\n{self.log_tail()}"
-            ) from None
-
     async def kill(self) -> None:
         """Kill the node at once (its whole process group), keeping its data dir."""
         process, self.process = self.process, None
