@@ -3,7 +3,7 @@ PY ?= .venv/bin/python
 VENV_STAMP := .venv/.installed
 RUN_STAMP := .venv/.runtime
 
-.PHONY: all install test lint fmt typecheck run demo bench compose-check container-check systemd-check clean
+.PHONY: all install test ha faults lint fmt typecheck run demo bench compose-check container-check systemd-check clean
 
 all: lint test container-check
 
@@ -26,6 +26,14 @@ install: $(VENV_STAMP)
 
 test: $(VENV_STAMP)
 	$(PY) -m pytest -q
+
+# The failover tests alone (private RabbitMQ and Redis clusters, registryd replicas).
+ha: $(VENV_STAMP)
+	$(PY) -m pytest -q -s -m ha
+
+# The fault matrix alone (issue 10; `make test` runs it too): each case prints its line.
+faults: $(VENV_STAMP)
+	$(PY) -m pytest -m faults -s -q tests/faults
 
 lint: $(VENV_STAMP) compose-check systemd-check
 	$(PY) -m ruff format --check .
@@ -50,10 +58,12 @@ demo: $(RUN_STAMP)
 
 # The suite: every path beside its floor measured in the same run, 1,000 to 100,000
 # workers, and Buildbot's SQLite connector (bench/suite.py, bench/RESULTS.md); then a
-# Buildbot master through registryd against its own SQL tables (bench/bench_buildbot.py).
+# Buildbot master through registryd against its own SQL tables (bench/bench_buildbot.py);
+# RPC throughput with one, two and three registryd replicas (bench/replicas.py).
 bench: $(VENV_STAMP)
 	$(PY) -m bench.suite
 	$(PY) -m bench.bench_buildbot
+	$(PY) -m bench.replicas
 
 # 1,000 and 10,000 workers, few repetitions (about two minutes): what CI runs.
 .PHONY: bench-quick

@@ -229,7 +229,7 @@ def _failure(error: BaseException, settings: Settings) -> tuple[str, int]:
 
     found = refusal(
         error,
-        amqp_url=settings.amqp_url,
+        amqp_url=settings.amqp_urls[0],
         redis_url=settings.redis_url,
         amqp_tls=settings.amqp_tls,
         redis_tls=settings.redis_tls,

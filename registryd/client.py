@@ -12,9 +12,12 @@ One :class:`RegistryClient` holds one RabbitMQ connection and three kinds of cha
   returns only once the broker has taken the event (or raises).
 - Subscriptions: one channel each, see :class:`Subscription`.
 
-There is no automatic reconnection: when the connection is lost, pending and later
-calls raise :class:`~registryd.errors.Unavailable` and the application connects again
-(a :class:`Subscription` tells it the revision to resume from).
+The URL may name a RabbitMQ cluster's nodes (several URLs, or one string of them
+separated by commas). When the connection is lost, the calls waiting on it raise
+:class:`~registryd.errors.Unavailable` (their outcome is unknown: retry them, every
+write is idempotent); the next call connects again, to the nodes in turn starting
+after the one that was lost. A :class:`Subscription` ends with the connection it was
+opened on; it tells the application the revision to resume from.
 
 Example (a master's day, PROTOCOL.md section 9)::
 
@@ -28,8 +31,10 @@ Example (a master's day, PROTOCOL.md section 9)::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import ssl
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
@@ -43,7 +48,7 @@ from aio_pika.exceptions import PublishError as Unroutable
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from yarl import URL
 
-from registryd.broker import BROKER_ERRORS
+from registryd.broker import BROKER_ERRORS, broker_urls, connect_in_turn
 from registryd.errors import (
     ConfigError,
     Internal,
@@ -127,6 +132,9 @@ class RegistryClient:
         *,
         timeout: float,
         user: str | None = None,
+        urls: Sequence[str] = (),
+        node: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.names = Names(prefix)
         self.timeout = timeout
@@ -134,6 +142,17 @@ class RegistryClient:
         #: connection's login, and registryd's authorization (section 7) reads it.
         self.user = user
         self._connection = connection
+        #: The nodes to connect to again when the connection is lost (none: never).
+        self._urls = tuple(urls)
+        #: The index in ``_urls`` of the node of the current connection.
+        self._node = node
+        #: The TLS context of ``amqps://`` nodes, for connecting again.
+        self._ssl_context = ssl_context
+        self._closed = False
+        #: Set by the connection's close callback: aio-pika's ``is_closed`` says only
+        #: whether *we* closed it, not whether the broker or the network did.
+        self._lost = False
+        connection.close_callbacks.add(self._on_connection_closed)
         self._pending: dict[str, asyncio.Future[bytes]] = {}
         self._rpc: AbstractChannel | None = None
         self._events: AbstractChannel | None = None
@@ -142,7 +161,7 @@ class RegistryClient:
     @classmethod
     async def connect(
         cls,
-        url: str | None = None,
+        url: str | Sequence[str] | None = None,
         prefix: str | None = None,
         *,
         timeout: float = 10.0,  # noqa: ASYNC109 - also the default of every later call
@@ -150,23 +169,38 @@ class RegistryClient:
     ) -> RegistryClient:
         """Connect to RabbitMQ at ``url``; ``timeout`` bounds this and is every call's default.
 
-        ``url``, ``prefix`` and ``tls`` not given are read as the daemon reads them:
-        ``REGISTRYD_AMQP_URL``, ``REGISTRYD_PREFIX`` and ``REGISTRYD_AMQP_CA_FILE``,
-        ``_CERT_FILE``, ``_KEY_FILE``, ``_CHECK_HOSTNAME``, else the daemon's defaults
-        (:data:`DEFAULT_URL`, ``registry``, the system's CAs). ``tls`` is used with an
-        ``amqps://`` URL only. Raises :class:`~registryd.errors.Unavailable` when the
-        broker cannot be reached (or its certificate is not trusted).
+        ``url`` may be a cluster's nodes: a sequence of URLs, or one string of them
+        separated by commas; they are tried in turn. ``url``, ``prefix`` and ``tls`` not
+        given are read as the daemon reads them: ``REGISTRYD_AMQP_URL``,
+        ``REGISTRYD_PREFIX`` and ``REGISTRYD_AMQP_CA_FILE``, ``_CERT_FILE``, ``_KEY_FILE``,
+        ``_CHECK_HOSTNAME``, else the daemon's defaults (:data:`DEFAULT_URL`, ``registry``,
+        the system's CAs). ``tls`` is used with ``amqps://`` URLs only. Raises
+        :class:`~registryd.errors.Unavailable` when no node can be reached (or its
+        certificate is not trusted).
         """
         _check_timeout(timeout)
-        url = url or os.environ.get("REGISTRYD_AMQP_URL") or DEFAULT_URL
+        urls = broker_urls(url or os.environ.get("REGISTRYD_AMQP_URL") or DEFAULT_URL)
+        if not urls:
+            raise ValueError("no RabbitMQ URL given")
         prefix = prefix or os.environ.get("REGISTRYD_PREFIX") or DEFAULT_PREFIX
-        where = URL(url).with_password(None)
-        options = _tls_options(url, tls)
+        where = ", ".join(str(URL(u).with_password(None)) for u in urls)
+        user = URL(urls[0]).user or "guest"
+        ssl_context = _ssl_context(urls, tls)
         connection: AbstractConnection | None = None
         try:
             async with asyncio.timeout(timeout):
-                connection = await aio_pika.connect(url, timeout=timeout, **options)
-                client = cls(connection, prefix, timeout=timeout, user=URL(url).user or "guest")
+                connection, node = await connect_in_turn(
+                    urls, timeout=timeout, ssl_context=ssl_context
+                )
+                client = cls(
+                    connection,
+                    prefix,
+                    timeout=timeout,
+                    user=user,
+                    urls=urls,
+                    node=node,
+                    ssl_context=ssl_context,
+                )
                 await client._rpc_channel()
         except BaseException as exc:
             if connection is not None:
@@ -180,6 +214,7 @@ class RegistryClient:
 
     async def close(self) -> None:
         """Fail the calls still waiting and close the connection (subscriptions end too)."""
+        self._closed = True
         self._fail_pending(Unavailable("the registry client was closed"))
         await self._connection.close()
 
@@ -196,7 +231,31 @@ class RegistryClient:
 
     @property
     def connection(self) -> AbstractConnection:
-        """The underlying aio-pika connection (subscriptions open their channels on it)."""
+        """The current aio-pika connection (subscriptions open their channels on it)."""
+        return self._connection
+
+    def _on_connection_closed(self, _connection: object, _exc: BaseException | None) -> None:
+        self._lost = True
+
+    async def _connected(self) -> AbstractConnection:
+        """The open connection; a lost one is replaced (callers hold ``_lock``)."""
+        if self._closed:
+            raise Unavailable("the registry client was closed")
+        if not self._lost or not self._urls:
+            return self._connection
+        lost = self._node
+        self._rpc = self._events = None
+        connection, self._node = await connect_in_turn(
+            self._urls,
+            first=(lost + 1) % len(self._urls),
+            timeout=self.timeout,
+            ssl_context=self._ssl_context,
+        )
+        connection.close_callbacks.add(self._on_connection_closed)
+        old, self._connection, self._lost = self._connection, connection, False
+        with contextlib.suppress(*BROKER_ERRORS):  # lost already: this frees its socket
+            await old.close()
+        log.info("reconnected to RabbitMQ", node=self._node + 1, lost=lost + 1)
         return self._connection
 
     # -- RPC ---------------------------------------------------------------------------
@@ -285,8 +344,9 @@ class RegistryClient:
     async def _rpc_channel(self) -> AbstractChannel:
         """The open RPC channel, (re)opened with its reply consumer when needed."""
         async with self._lock:
+            connection = await self._connected()
             if self._rpc is None or self._rpc.is_closed:
-                channel = await self._connection.channel(on_return_raises=True)
+                channel = await connection.channel(on_return_raises=True)
                 # Direct reply-to: the pseudo-queue is never declared, only consumed,
                 # with no-ack, on the channel the requests go out on, before the first.
                 replies = await channel.get_queue(DIRECT_REPLY_TO, ensure=False)
@@ -529,8 +589,9 @@ class RegistryClient:
     async def _events_channel(self) -> AbstractChannel:
         """The open events channel (a 404 on a missing exchange closes it: reopen)."""
         async with self._lock:
+            connection = await self._connected()
             if self._events is None or self._events.is_closed:
-                self._events = await self._connection.channel(on_return_raises=True)
+                self._events = await connection.channel(on_return_raises=True)
             return self._events
 
     # -- notifications -----------------------------------------------------------------
@@ -550,13 +611,13 @@ class RegistryClient:
         return Subscription(self, routing_keys=routing_keys, since=since, epoch=epoch)
 
 
-def _tls_options(url: str, tls: TlsFiles | None) -> dict[str, Any]:
-    """aio-pika's ``ssl_context`` for an ``amqps://`` URL (nothing for ``amqp://``)."""
-    if not uses_tls(url):
-        return {}
+def _ssl_context(urls: Sequence[str], tls: TlsFiles | None) -> ssl.SSLContext | None:
+    """aio-pika's ``ssl_context`` when a node is ``amqps://`` (``None`` for ``amqp://`` alone)."""
+    if not any(uses_tls(url) for url in urls):
+        return None
     try:
         tls = tls or TlsFiles.from_environ("amqp", os.environ)
-        return {"ssl_context": tls.context()}
+        return tls.context()
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     except OSError as exc:  # ssl.SSLError too

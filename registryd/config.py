@@ -1,7 +1,9 @@
 """Settings: declared values only, from a TOML file and ``REGISTRYD_*`` variables.
 
-The environment wins over the file. TOML keys mirror the variables in sections
-(``amqp.url`` is ``REGISTRYD_AMQP_URL``; ``masters.lease`` is ``REGISTRYD_MASTER_LEASE``).
+The environment wins over the file. ``amqp.url`` may name a RabbitMQ cluster's nodes:
+several URLs separated by commas (a TOML array works too), tried in turn. TOML keys
+mirror the variables in sections (``amqp.url`` is ``REGISTRYD_AMQP_URL``;
+``masters.lease`` is ``REGISTRYD_MASTER_LEASE``).
 Building runtime objects from these values is the daemon's job, not this module's.
 
 :func:`load_settings` reads the file and the environment itself, so that an error names
@@ -27,6 +29,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, FilePath, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from registryd.broker import broker_urls
 from registryd.errors import ConfigError
 from registryd.logs import mask
 from registryd.tls import TlsFiles, check_ca_file, check_client_pair, uses_tls
@@ -66,7 +69,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
 
     prefix: str = Field("registry", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
-    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    amqp_url: str = Field(
+        "amqp://guest:guest@127.0.0.1:5672/",
+        description="a RabbitMQ URL, or a cluster's node URLs separated by commas",
+    )
+    amqp_quorum_queues: bool = Field(
+        default=False,
+        description="RPC and dead-letter queues replicated (quorum) too: for a cluster",
+    )
     redis_url: str = "redis://127.0.0.1:6379/0"
     amqp_ca_file: FilePath | None = Field(None, description="CA of the broker's certificate")
     amqp_cert_file: FilePath | None = Field(None, description="client certificate (PEM)")
@@ -112,15 +122,27 @@ class Settings(BaseSettings):
         """``DEBUG``, ``Info`` and ``JSON`` are what people type: names are case-blind."""
         return value.lower() if isinstance(value, str) else value
 
+    @field_validator("amqp_url", mode="before")
+    @classmethod
+    def _node_list(cls, value: object) -> object:
+        """A TOML array of node URLs is the same list as the comma-separated text."""
+        if isinstance(value, list) and all(isinstance(url, str) for url in value):
+            return ",".join(value)
+        return value
+
     @field_validator("amqp_url", "redis_url")
     @classmethod
     def _known_scheme(cls, value: str, info: ValidationInfo) -> str:
         schemes = _URL_SCHEMES[str(info.field_name)]
-        scheme = urlsplit(value).scheme.lower()
-        if scheme not in schemes:
-            wanted = " or ".join(f"{s}://" for s in schemes)
-            got = f"{scheme}://" if scheme else "no scheme"
-            raise ValueError(f"must be a URL starting {wanted}, not {got}")
+        urls = broker_urls(value) if info.field_name == "amqp_url" else (value,)
+        if not urls:
+            raise ValueError("must name at least one URL")
+        for url in urls:
+            scheme = urlsplit(url).scheme.lower()
+            if scheme not in schemes:
+                wanted = " or ".join(f"{s}://" for s in schemes)
+                got = f"{scheme}://" if scheme else "no scheme"
+                raise ValueError(f"must be a URL starting {wanted}, not {got}")
         return value
 
     @field_validator(*(f"{b}_{name}" for b in _TLS_SCHEME for name in _TLS_SETTINGS))
@@ -131,7 +153,8 @@ class Settings(BaseSettings):
             return value
         backend = str(info.field_name).split("_", 1)[0]
         url = info.data.get(f"{backend}_url")
-        if url is not None and not uses_tls(url):
+        urls = () if url is None else broker_urls(url) if backend == "amqp" else (url,)
+        if urls and not any(uses_tls(u) for u in urls):
             url_setting = env_variable(f"{backend}_url")
             raise ValueError(f"applies to {_TLS_SCHEME[backend]}:// URLs only ({url_setting})")
         if str(info.field_name).endswith("key_file") and not info.data.get(f"{backend}_cert_file"):
@@ -162,6 +185,11 @@ class Settings(BaseSettings):
         return TlsFiles(
             self.redis_ca_file, self.redis_cert_file, self.redis_key_file, self.redis_check_hostname
         )
+
+    @property
+    def amqp_urls(self) -> tuple[str, ...]:
+        """The RabbitMQ nodes to try, in order (one for a single broker)."""
+        return broker_urls(self.amqp_url)
 
     @classmethod
     def settings_customise_sources(

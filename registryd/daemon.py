@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -37,7 +37,7 @@ from registryd.amqp.consumer import EventConsumer
 from registryd.amqp.relay import Relay
 from registryd.amqp.rpc import RpcServer
 from registryd.amqp.topology import Topology, declare
-from registryd.broker import BROKER_ERRORS
+from registryd.broker import BROKER_ERRORS, connect_in_turn, connection_lost
 from registryd.config import Settings
 from registryd.diagnose import RefusalLog
 from registryd.errors import ConfigError, Crashed, EpochMissing, RegistryError, Unavailable
@@ -50,7 +50,14 @@ from registryd.store import Keys, RedisStore, RelayStore, StoreSettings
 from registryd.systemd import Notifier
 from registryd.tls import uses_tls
 
-__all__ = ["Daemon", "amqp_ssl_context", "connect_amqp", "connect_redis", "redis_tls_kwargs"]
+__all__ = [
+    "Daemon",
+    "amqp_ssl_context",
+    "connect_amqp",
+    "connect_amqp_node",
+    "connect_redis",
+    "redis_tls_kwargs",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +67,8 @@ _CLOSE_SECONDS = 1.0
 _REDIS_CLOSE_SECONDS = 5.0
 #: A lost or refusing backend: the session ends and the next one starts after a backoff.
 _BACKEND_ERRORS = (Unavailable, TimeoutError, *BROKER_ERRORS)
+#: Seconds one RabbitMQ node may take to accept a connection before the next is tried.
+_CONNECT_SECONDS = 10.0
 #: Seconds between two readings of the queues' depths and the committed revision.
 BACKLOG_SECONDS = 1.0
 #: The most masters one expiry pass expires; a full pass is followed by another at once.
@@ -84,8 +93,8 @@ def redis_tls_kwargs(settings: Settings) -> dict[str, Any]:
 
 
 def amqp_ssl_context(settings: Settings) -> ssl.SSLContext | None:
-    """aio-pika's ``ssl_context`` from the settings: ``None`` unless the URL is ``amqps://``."""
-    return settings.amqp_tls.context() if uses_tls(settings.amqp_url) else None
+    """aio-pika's ``ssl_context`` from the settings: ``None`` unless a node is ``amqps://``."""
+    return settings.amqp_tls.context() if any(map(uses_tls, settings.amqp_urls)) else None
 
 
 def connect_redis(settings: Settings, name: str = "registryd") -> Redis:
@@ -113,13 +122,46 @@ def connect_redis(settings: Settings, name: str = "registryd") -> Redis:
 async def connect_amqp(
     settings: Settings, name: str = "registryd"
 ) -> aio_pika.abc.AbstractConnection:
-    """A broker connection named after the daemon and its prefix (visible in RabbitMQ)."""
-    return await aio_pika.connect(
-        settings.amqp_url,
-        timeout=10,
+    """A broker connection named after the daemon and its prefix (visible in RabbitMQ).
+
+    The configured nodes are tried in turn (:func:`connect_amqp_node`).
+    """
+    connection, _ = await connect_amqp_node(settings, name)
+    return connection
+
+
+async def connect_amqp_node(
+    settings: Settings, name: str = "registryd", *, first: int = 0
+) -> tuple[aio_pika.abc.AbstractConnection, int]:
+    """A connection to the first configured node that answers, from node ``first`` on.
+
+    Returns the index of the node too, so that the next session starts after it: a
+    session usually ends because its node went away, and any node of the cluster
+    serves every queue.
+    """
+    return await connect_in_turn(
+        settings.amqp_urls,
+        first=first,
+        timeout=_CONNECT_SECONDS,
         client_properties={"connection_name": f"{name} {settings.prefix} {__version__}"},
         ssl_context=amqp_ssl_context(settings),
     )
+
+
+@contextlib.contextmanager
+def _lost_while_starting(connection: aio_pika.abc.AbstractConnection) -> Iterator[None]:
+    """A connection the broker closed while the session started is a backend failure.
+
+    A node going down as a session starts on another one (queues moving their
+    members) may close the new connection too; the next channel then fails with a bare
+    ``RuntimeError``, which must start the next session rather than end the process.
+    """
+    try:
+        yield
+    except RuntimeError as exc:
+        if not connection_lost(connection):
+            raise
+        raise Unavailable(f"broker connection lost while the session started: {exc}") from exc
 
 
 @dataclass
@@ -149,7 +191,7 @@ class Daemon:
         self.notifier = Notifier() if notifier is None else notifier
         #: A refused login or vhost is said once, as such: retrying will not fix it.
         self.refusals = RefusalLog(
-            amqp_url=settings.amqp_url,
+            amqp_url=settings.amqp_urls[0],
             redis_url=settings.redis_url,
             amqp_tls=settings.amqp_tls,
             redis_tls=settings.redis_tls,
@@ -165,6 +207,8 @@ class Daemon:
         )
         self._http: MetricsServer | None = None
         self._epoch: str | None = None
+        #: The RabbitMQ node the next session tries first.
+        self._next_node = 0
 
     def request_stop(self) -> None:
         """Ask :meth:`serve` to stop consuming, finish in-flight work and return."""
@@ -251,9 +295,10 @@ class Daemon:
 
     async def _run_session(self) -> None:
         async with self._session() as session:
-            if not await self._wait_for_redis(session):
-                return
-            await self._start_processing(session)
+            with _lost_while_starting(session.connection):
+                if not await self._wait_for_redis(session):
+                    return
+                await self._start_processing(session)
             self.health.started("rabbitmq", "redis")  # both answered to get here
             log.info("serving", events=self.names.events, rpc=self.names.rpc)
             self.refusals.forget()
@@ -277,12 +322,13 @@ class Daemon:
             error = None if task.cancelled() else task.exception()
             if error is None:
                 continue
+            name = task.get_name() if isinstance(task, asyncio.Task) else "task"
             if isinstance(error, _BACKEND_ERRORS):
                 # Before the session closes (which stops consuming), so that the state
                 # goes straight from serving to retrying rather than through starting.
                 self.health.fail("rabbitmq")
-                raise Unavailable(f"session ended: {error}") from error
-            name = task.get_name() if isinstance(task, asyncio.Task) else "task"
+                # The task and the error's type: a bare TimeoutError() says nothing alone.
+                raise Unavailable(f"session ended: {name}: {error!r}") from error
             log.error("task crashed", task=name, exc_info=error)
             self.metrics.task_crashes.labels(name).inc()
             self.health.crash(f"{name}: {error!r}")
@@ -302,8 +348,10 @@ class Daemon:
         connection: aio_pika.abc.AbstractConnection | None = None
         session: _Session | None = None
         try:
-            connection = await connect_amqp(self.settings)
-            session = await self._open(redis, connection)
+            connection, node = await connect_amqp_node(self.settings, first=self._next_node)
+            self._next_node = (node + 1) % len(self.settings.amqp_urls)
+            with _lost_while_starting(connection):
+                session = await self._open(redis, connection)
             yield session
         finally:
             await self._close(redis, connection, session)
@@ -319,7 +367,12 @@ class Daemon:
         connection.close_callbacks.add(lambda *_: lost.set())
         events_channel = await connection.channel(publisher_confirms=True)
         await events_channel.set_qos(prefetch_count=s.events_batch * 2)
-        topology = await declare(events_channel, self.names, s.events_delivery_limit)
+        topology = await declare(
+            events_channel,
+            self.names,
+            s.events_delivery_limit,
+            quorum_queues=s.amqp_quorum_queues,
+        )
         rpc_channel = await connection.channel(publisher_confirms=False)
         await rpc_channel.set_qos(prefetch_count=s.rpc_concurrency)
         store = RedisStore(redis, Keys(s.prefix), self.store_settings)

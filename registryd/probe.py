@@ -29,7 +29,7 @@ def _why(error: BaseException, settings: Settings) -> str:
     """A refusal explained (with its hint), or the error's own text."""
     found = refusal(
         error,
-        amqp_url=settings.amqp_url,
+        amqp_url=settings.amqp_urls[0],
         redis_url=settings.redis_url,
         amqp_tls=settings.amqp_tls,
         redis_tls=settings.redis_tls,

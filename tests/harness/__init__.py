@@ -11,7 +11,7 @@
 """
 
 from tests.harness.daemon import RunningDaemon, serving, start_daemon, start_daemon_unready
-from tests.harness.rabbit import PrivateRabbit, RabbitError, ServerTls
+from tests.harness.rabbit import PrivateRabbit, RabbitError, ServerTls, form_cluster
 from tests.harness.served import Served, http_get, listening_ports, served
 from tests.harness.services import (
     AMQP_URL,
@@ -46,6 +46,7 @@ __all__ = [
     "clean_prefix",
     "cli_env",
     "daemon_settings",
+    "form_cluster",
     "free_port",
     "http_get",
     "listening_ports",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import pwd
 import shutil
@@ -30,12 +31,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 from urllib.parse import quote
 
 from tests.harness.services import free_port, wait_for
 
-__all__ = ["PrivateRabbit", "RabbitError", "ServerTls"]
+__all__ = ["PrivateRabbit", "RabbitError", "ServerTls", "form_cluster"]
 
 #: The packaged scripts, called directly: ``/usr/sbin``'s wrappers re-run them through
 #: ``su`` with a shell-quoted command line, and would hide the server's PID.
@@ -259,6 +260,16 @@ class PrivateRabbit:
             raise RabbitError(f"{tool} {args[0]} on {self.node} failed: {text.strip()}")
         return text
 
+    async def queues(self, *args: str, timeout: float = CTL_SECONDS) -> str:
+        """``rabbitmq-queues -n NODE args...``; its output, or :class:`RabbitError`."""
+        return await self._cli("rabbitmq-queues", args, timeout)
+
+    async def quorum_status(self, queue: str) -> list[dict[str, Any]]:
+        """``rabbitmq-queues quorum_status``: one row per member (``Node Name``, ``Raft State``)."""
+        rows = json.loads(await self.queues("quorum_status", queue, "--formatter", "json"))
+        assert isinstance(rows, list)
+        return rows
+
     async def join_cluster(self, other: PrivateRabbit) -> None:
         """Make this node a member of ``other``'s cluster (stop_app, reset, join, start)."""
         await self.ctl("stop_app")
@@ -309,3 +320,18 @@ async def _end(process: subprocess.Popen[bytes]) -> None:
             return
     _signal_group(process, signal.SIGKILL)
     await _wait_exit(process, STOP_SECONDS)
+
+
+async def form_cluster(nodes: Sequence[PrivateRabbit]) -> None:
+    """Start the nodes and join every other one to the first's cluster.
+
+    What :meth:`PrivateRabbit.join_cluster` does, with the steps that may overlap run at
+    once (each ``rabbitmqctl`` call costs seconds here); the joins themselves go one by one.
+    """
+    first, others = nodes[0], nodes[1:]
+    await asyncio.gather(*(node.start() for node in nodes))
+    await asyncio.gather(*(node.ctl("stop_app") for node in others))
+    await asyncio.gather(*(node.ctl("reset") for node in others))
+    for node in others:
+        await node.ctl("join_cluster", first.node)
+    await asyncio.gather(*(node.ctl("start_app") for node in others))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from aio_pika.abc import AbstractConnection
@@ -66,10 +68,21 @@ REDIS_SERVER = ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendon
 
 
 class PrivateRedis:
-    """A redis-server of the test's own on a free port, without persistence, killable."""
+    """A redis-server of the test's own on a free port, killable, pausable, restartable.
 
-    def __init__(self, port: int | None = None) -> None:
+    Without ``appendonly`` it keeps nothing: started again, it is empty. With it (and a
+    ``directory`` for the file), it comes back with everything it acknowledged: Redis
+    writes the append-only file before it replies, so even SIGKILL loses nothing.
+    """
+
+    def __init__(
+        self, port: int | None = None, *, appendonly: bool = False, directory: Path | None = None
+    ) -> None:
+        if appendonly and directory is None:
+            raise ValueError("an append-only Redis needs a directory for its file")
         self.port = port or free_port()
+        self.appendonly = appendonly
+        self.directory = directory
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -78,12 +91,15 @@ class PrivateRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def _spawn(self) -> None:
-        self.process = subprocess.Popen(
-            [*REDIS_SERVER, "--port", str(self.port)], stdout=subprocess.DEVNULL
-        )
+        args = [*REDIS_SERVER, "--port", str(self.port)]
+        if self.appendonly:
+            args += ["--appendonly", "yes", "--appendfsync", "everysec"]
+        if self.directory is not None:
+            args += ["--dir", str(self.directory)]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
 
     async def start(self) -> None:
-        """Start it empty and wait until it answers."""
+        """Start it (empty, or from its append-only file) and wait until it answers."""
         self._spawn()
         client = Redis.from_url(self.url)
         try:
@@ -101,11 +117,21 @@ class PrivateRedis:
             await client.aclose()
 
     def kill(self) -> None:
-        """Kill it at once."""
+        """Kill it at once (a paused one too)."""
         if self.process is not None:
             self.process.kill()
             self.process.wait()
             self.process = None
+
+    def pause(self) -> None:
+        """SIGSTOP: it keeps its connections open and answers nothing."""
+        assert self.process is not None, "start() first"
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`pause`."""
+        assert self.process is not None, "start() first"
+        self.process.send_signal(signal.SIGCONT)
 
 
 def unique_prefix() -> str:
