@@ -226,9 +226,11 @@ class Wire:
         """
         assert self.reply_queue is not None, "attach() first"
         mark = self._mark()
+        # Taken before publishing: the marker may come back before the confirm does.
+        returned = self._marks[mark]
         message = aio_pika.Message(b"{}", correlation_id=mark)
         await self.channel.default_exchange.publish(message, routing_key=self.reply_queue.name)
-        await asyncio.wait_for(self._marks[mark], timeout)
+        await asyncio.wait_for(returned, timeout)
 
     # Events (section 4) ------------------------------------------------------------------
 
@@ -308,9 +310,11 @@ class Wire:
         """
         assert self._subscribed, "open(notes=True) first"
         mark = self._mark()
+        # Taken before publishing: the marker may come back before the confirm does.
+        returned = self._marks[mark]
         exchange = await self.channel.get_exchange(self.notifications, ensure=False)
         await exchange.publish(aio_pika.Message(b"{}"), routing_key=mark)
-        await asyncio.wait_for(self._marks[mark], timeout)
+        await asyncio.wait_for(returned, timeout)
 
     def _mark(self) -> str:
         mark = f"{_MARK}{uuid.uuid4().hex}"
