@@ -10,8 +10,9 @@ directly: a delivery is read as it came off the wire (no aio-pika message is bui
 it) and the reply is queued without waiting for it to be written, so that its ack
 follows at once (no task wakes up in between). They leave in that order on the one
 connection: an ack never goes out before its reply. The ack is waited for: a request is
-done (and a graceful stop may close the connection) only once its ack is written. Should the connection be lost between the two,
-RabbitMQ delivers the request again, as it does whenever a request is not acked.
+done (and a graceful stop may close the connection) only once its ack is written.
+Should the connection be lost between the two, RabbitMQ delivers the request again, as
+it does whenever a request is not acked.
 """
 
 from __future__ import annotations
