@@ -3,7 +3,7 @@ PY ?= .venv/bin/python
 VENV_STAMP := .venv/.installed
 RUN_STAMP := .venv/.runtime
 
-.PHONY: all install test lint fmt typecheck run demo bench compose-check container-check systemd-check clean
+.PHONY: all install test ha lint fmt typecheck run demo bench compose-check container-check systemd-check clean
 
 all: lint test container-check
 
@@ -26,6 +26,10 @@ install: $(VENV_STAMP)
 
 test: $(VENV_STAMP)
 	$(PY) -m pytest -q
+
+# The high-availability tests alone: private Sentinel sets and Redis Clusters, failovers.
+ha: $(VENV_STAMP)
+	$(PY) -m pytest -q -m ha
 
 lint: $(VENV_STAMP) compose-check systemd-check
 	$(PY) -m ruff format --check .

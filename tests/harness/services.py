@@ -8,7 +8,8 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from aio_pika.abc import AbstractConnection
@@ -16,8 +17,9 @@ from redis.asyncio import Redis
 
 from registryd.amqp.topology import delete_topology
 from registryd.config import Settings
+from registryd.daemon import connect_redis
 from registryd.protocol import Names
-from registryd.store import Keys
+from registryd.store import Keys, RedisClient
 
 REDIS_URL = os.environ.get("REGISTRYD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 AMQP_URL = os.environ.get("REGISTRYD_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -66,10 +68,24 @@ REDIS_SERVER = ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendon
 
 
 class PrivateRedis:
-    """A redis-server of the test's own on a free port, without persistence, killable."""
+    """A redis-server of the test's own on a free port, without persistence, killable.
 
-    def __init__(self, port: int | None = None) -> None:
+    ``args`` are more options (``--replicaof``, ``--cluster-enabled yes``...); ``command``
+    replaces the whole command line (a sentinel: ``redis-server <file> --sentinel``).
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        args: Sequence[str] = (),
+        command: Sequence[str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.port = port or free_port()
+        self.args = list(args)
+        self.command = None if command is None else list(command)
+        self.cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -77,10 +93,14 @@ class PrivateRedis:
         """Its URL."""
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def address(self) -> str:
+        """``127.0.0.1:<port>``."""
+        return f"127.0.0.1:{self.port}"
+
     def _spawn(self) -> None:
-        self.process = subprocess.Popen(
-            [*REDIS_SERVER, "--port", str(self.port)], stdout=subprocess.DEVNULL
-        )
+        command = self.command or [*REDIS_SERVER, "--port", str(self.port), *self.args]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, cwd=self.cwd)
 
     async def start(self) -> None:
         """Start it empty and wait until it answers."""
@@ -101,11 +121,16 @@ class PrivateRedis:
             await client.aclose()
 
     def kill(self) -> None:
-        """Kill it at once."""
+        """Kill it at once (by its PID)."""
         if self.process is not None:
             self.process.kill()
             self.process.wait()
             self.process = None
+
+
+def redis_client(url: str) -> RedisClient:
+    """A client for any ``redis_url`` the daemon takes: one server, Sentinel, Cluster."""
+    return connect_redis(Settings(redis_url=url, prefix="test"), name="registryd-test")
 
 
 def unique_prefix() -> str:
@@ -120,7 +145,7 @@ def daemon_settings(prefix: str) -> Settings:
     )
 
 
-async def clean_prefix(connection: AbstractConnection, redis: Redis, prefix: str) -> None:
+async def clean_prefix(connection: AbstractConnection, redis: RedisClient, prefix: str) -> None:
     """Delete every queue, exchange and Redis key of ``prefix``."""
     await delete_topology(connection, Names(prefix))
     keys = [key async for key in redis.scan_iter(match=Keys(prefix).pattern(), count=1000)]
