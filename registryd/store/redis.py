@@ -165,7 +165,7 @@ class RedisStore:
         for _ in range(2):
             pipe = self.redis.pipeline(transaction=False)
             self._evalsha(pipe, self._scripts[script].sha, argv)
-            await self._wait_step(pipe)
+            node = await self._wait_step(pipe)
             with redis_errors():
                 reply, _, reached = await pipe.execute(raise_on_error=False)
             if isinstance(reply, NoScriptError):  # Redis lost its script cache
@@ -173,7 +173,7 @@ class RedisStore:
                 continue
             if isinstance(reply, Exception):
                 raise _error_from(reply)
-            self._replicated(reached)
+            self._replicated(reached, node)
             return reply
         raise Unavailable("redis: the scripts vanish from its cache as they are loaded")
 
@@ -181,36 +181,44 @@ class RedisStore:
         """Queue one script call (a cluster pipeline takes EVALSHA as a raw command only)."""
         pipe.execute_command("EVALSHA", sha, len(self._key_list), *self._key_list, *argv)
 
-    async def _wait_step(self, pipe: Any) -> None:  # noqa: ANN401 - either kind of pipeline
-        """Append the fence's write and ``WAIT n timeout`` (two replies).
+    async def _wait_step(self, pipe: Any) -> object:  # noqa: ANN401 - either kind of pipeline
+        """Append the fence's write and ``WAIT n timeout`` (two replies); the node asked.
 
-        On a cluster ``WAIT`` goes to the node that serves the prefix's slot, on the
-        connection that carries the pipeline's scripts.
+        On a cluster both go to the node that serves the prefix's slot, on the connection
+        that carries the pipeline's scripts; :meth:`_replicated` checks that the slot did
+        not move meanwhile (a redirected script would have run on another connection).
         """
         s = self.settings
         pipe.set(self.keys.wait_fence, 1)
-        if isinstance(self.redis, RedisCluster):
-            await self.redis.initialize()
-            node = self.redis.get_node_from_key(self.keys.wait_fence)
-            pipe.execute_command("WAIT", s.wait_replicas, s.wait_timeout_ms, target_nodes=node)
-        else:
+        if not isinstance(self.redis, RedisCluster):
             pipe.execute_command("WAIT", s.wait_replicas, s.wait_timeout_ms)
+            return None
+        await self.redis.initialize()
+        node = self.redis.get_node_from_key(self.keys.wait_fence)
+        pipe.execute_command("WAIT", s.wait_replicas, s.wait_timeout_ms, target_nodes=node)
+        return node
 
-    def _replicated(self, reached: object) -> None:
+    def _replicated(self, reached: object, node: object = None) -> None:
         """Raise ``Unavailable`` unless ``WAIT`` saw enough replicas: not acked, retried."""
         wanted = self.settings.wait_replicas
-        if isinstance(reached, int) and reached >= wanted:
+        moved = isinstance(self.redis, RedisCluster) and (
+            node is not self.redis.get_node_from_key(self.keys.wait_fence)
+        )
+        if isinstance(reached, int) and reached >= wanted and not moved:
             return
+        if moved:
+            why = "the slot moved to another node during the write"
+        elif isinstance(reached, int):
+            timeout = self.settings.wait_timeout_ms
+            why = f"the write reached {reached} of {wanted} replicas within {timeout} ms"
+        else:
+            why = f"WAIT failed: {reached}"
         log.warning(
             "write not confirmed by enough redis replicas; not acknowledged, will retry",
+            reason=why,
             wanted=wanted,
-            reached=reached if isinstance(reached, int) else str(reached),
-            timeout_ms=self.settings.wait_timeout_ms,
         )
-        raise Unavailable(
-            f"redis: the write reached {reached} of {wanted} replicas within "
-            f"{self.settings.wait_timeout_ms} ms (REGISTRYD_REDIS_WAIT_REPLICAS)"
-        )
+        raise Unavailable(f"redis: {why} (REGISTRYD_REDIS_WAIT_REPLICAS={wanted})")
 
     # Epoch and revision ------------------------------------------------------------------
 
@@ -269,13 +277,12 @@ class RedisStore:
             argv = self._argv(write_args(op), message_id, None)
             self._evalsha(pipe, sha, argv)
         durable = bool(self.settings.wait_replicas)
-        if durable:
-            await self._wait_step(pipe)
+        node = await self._wait_step(pipe) if durable else None
         with redis_errors():
             replies: list[Any] = await pipe.execute(raise_on_error=False)
         if durable:
             *replies, _, reached = replies
-            self._replicated(reached)
+            self._replicated(reached, node)
         return replies
 
     async def load_scripts(self) -> None:

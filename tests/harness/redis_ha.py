@@ -174,6 +174,20 @@ class PrivateSentinelSet:
         )
         return port
 
+    async def rejoin(self, port: int, master_port: int) -> None:
+        """Start the server of ``port`` again, empty, as a replica of the new master; in sync.
+
+        What an operator does with a master that died: it comes back as a replica
+        (``redis-server --replicaof``), so the new master has a replica to WAIT for.
+        """
+        server = self.server_on(port)
+        server.args = ["--replicaof", "127.0.0.1", str(master_port)]
+        await server.start()
+        linked = partial(
+            _holds, server, "INFO", "replication", check=lambda i: i["master_link_status"] == "up"
+        )
+        await wait_for(linked, 30)
+
     def stop(self) -> None:
         """Kill every process by its PID and delete the temp dir."""
         for server in (*self.sentinels, *self.servers):
