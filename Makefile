@@ -3,7 +3,7 @@ PY ?= .venv/bin/python
 VENV_STAMP := .venv/.installed
 RUN_STAMP := .venv/.runtime
 
-.PHONY: all install test ha lint fmt typecheck run demo bench compose-check container-check systemd-check clean
+.PHONY: all install test ha faults lint fmt typecheck run demo bench compose-check container-check systemd-check clean
 
 all: lint test container-check
 
@@ -27,9 +27,14 @@ install: $(VENV_STAMP)
 test: $(VENV_STAMP)
 	$(PY) -m pytest -q
 
-# The high-availability tests alone: private Sentinel sets and Redis Clusters, failovers.
+# The high-availability tests alone (`make test` runs them too): private Sentinel sets and
+# Redis Clusters, failovers; each failover case prints its line.
 ha: $(VENV_STAMP)
-	$(PY) -m pytest -q -m ha
+	$(PY) -m pytest -m ha -s -q
+
+# The fault matrix alone (issue 10; `make test` runs it too): each case prints its line.
+faults: $(VENV_STAMP)
+	$(PY) -m pytest -m faults -s -q
 
 lint: $(VENV_STAMP) compose-check systemd-check
 	$(PY) -m ruff format --check .

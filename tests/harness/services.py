@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -68,8 +69,11 @@ REDIS_SERVER = ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendon
 
 
 class PrivateRedis:
-    """A redis-server of the test's own on a free port, without persistence, killable.
+    """A redis-server of the test's own on a free port, killable, pausable, restartable.
 
+    Without ``appendonly`` it keeps nothing: started again, it is empty. With it (and a
+    ``directory`` for the file), it comes back with everything it acknowledged: Redis
+    writes the append-only file before it replies, so even SIGKILL loses nothing.
     ``args`` are more options (``--replicaof``, ``--cluster-enabled yes``...); ``command``
     replaces the whole command line (a sentinel: ``redis-server <file> --sentinel``).
     """
@@ -78,11 +82,17 @@ class PrivateRedis:
         self,
         port: int | None = None,
         *,
+        appendonly: bool = False,
+        directory: Path | None = None,
         args: Sequence[str] = (),
         command: Sequence[str] | None = None,
         cwd: Path | None = None,
     ) -> None:
+        if appendonly and directory is None:
+            raise ValueError("an append-only Redis needs a directory for its file")
         self.port = port or free_port()
+        self.appendonly = appendonly
+        self.directory = directory
         self.args = list(args)
         self.command = None if command is None else list(command)
         self.cwd = cwd
@@ -99,11 +109,16 @@ class PrivateRedis:
         return f"127.0.0.1:{self.port}"
 
     def _spawn(self) -> None:
-        command = self.command or [*REDIS_SERVER, "--port", str(self.port), *self.args]
+        args = [*REDIS_SERVER, "--port", str(self.port)]
+        if self.appendonly:
+            args += ["--appendonly", "yes", "--appendfsync", "everysec"]
+        if self.directory is not None:
+            args += ["--dir", str(self.directory)]
+        command = self.command or [*args, *self.args]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, cwd=self.cwd)
 
     async def start(self) -> None:
-        """Start it empty and wait until it answers."""
+        """Start it (empty, or from its append-only file) and wait until it answers."""
         self._spawn()
         client = Redis.from_url(self.url)
         try:
@@ -121,11 +136,21 @@ class PrivateRedis:
             await client.aclose()
 
     def kill(self) -> None:
-        """Kill it at once (by its PID)."""
+        """Kill it at once, by its PID (a paused one too)."""
         if self.process is not None:
             self.process.kill()
             self.process.wait()
             self.process = None
+
+    def pause(self) -> None:
+        """SIGSTOP: it keeps its connections open and answers nothing."""
+        assert self.process is not None, "start() first"
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`pause`."""
+        assert self.process is not None, "start() first"
+        self.process.send_signal(signal.SIGCONT)
 
 
 def redis_client(url: str) -> RedisClient:
