@@ -95,14 +95,32 @@ class _SentinelPool(SentinelConnectionPool, BlockingConnectionPool):
     Each new connection asks the sentinels where the master is, so after a failover the
     next connection goes to the new master (a demoted one answering READONLY is dropped
     by redis-py and the command fails as a lost connection: retried, never refused).
+    Once closed it opens nothing more: a task of an ended session that is still running
+    would otherwise reopen sockets to the sentinels that nobody closes.
     """
+
+    _closed = False
+
+    def __init__(self, service_name: str, sentinel_manager: Sentinel, **kwargs: object) -> None:
+        super().__init__(service_name, sentinel_manager, **kwargs)  # type: ignore[no-untyped-call]
+        # Closed from this copy: redis-py's discover_master reorders the manager's list
+        # without a lock, and concurrent calls during a failover can drop a client from
+        # it, whose sockets Sentinel.aclose() would then never close.
+        self._sentinel_clients = list(sentinel_manager.sentinels)
+
+    async def get_master_address(self) -> Any:  # noqa: ANN401 - redis-py's (host, port)
+        """Where the master is now, unless the pool is closed (then a lost connection)."""
+        if self._closed:
+            raise RedisConnectionError("the session that used this Redis client has ended")
+        return await super().get_master_address()  # type: ignore[no-untyped-call]
 
     async def aclose(self) -> None:
         """Close the master's connections, then the sentinels' clients."""
+        self._closed = True
         try:
             await super().aclose()
         finally:
-            await self.sentinel_manager.aclose()
+            await asyncio.gather(*(c.aclose() for c in self._sentinel_clients))
 
 
 def _sentinel_master(target: RedisTarget, options: dict[str, Any]) -> Redis:

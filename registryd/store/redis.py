@@ -21,7 +21,15 @@ from pydantic import TypeAdapter
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
-from redis.exceptions import ClusterError, NoScriptError, ResponseError, SlotNotCoveredError
+from redis.exceptions import (
+    ClusterDownError,
+    ClusterError,
+    NoScriptError,
+    ReadOnlyError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -57,6 +65,8 @@ _BACKEND_DOWN = (
 #: Replies that say "not now" rather than "no": a demoted master (READONLY), a replica
 #: still loading, a cluster slot moving (TRYAGAIN) or without a master. The write did
 #: not happen; it is retried like a lost connection, never refused.
+#: redis-py turns the first three into classes and strips their code from the text.
+_NOT_NOW_ERRORS = (ReadOnlyError, TryAgainError, ClusterDownError)
 _NOT_NOW: Final = ("READONLY ", "LOADING ", "MASTERDOWN ", "CLUSTERDOWN ", "TRYAGAIN ", "BUSY ")
 #: What a write script returns for an already-seen ``message_id`` (``_lib.lua``).
 _LUA_DUPLICATE: Final = -1
@@ -82,8 +92,8 @@ def _error_from(exc: Exception) -> RegistryError:
     if not isinstance(exc, ResponseError):
         return Unavailable(f"redis: {exc}")
     text = _SCRIPT_TRAILER.sub("", str(exc))
-    if text.startswith(_NOT_NOW):
-        return Unavailable(f"redis: {text}")
+    if isinstance(exc, _NOT_NOW_ERRORS) or text.startswith(_NOT_NOW):
+        return Unavailable(f"redis cannot write now ({type(exc).__name__}): {text}")
     if text.startswith("NOT_FOUND "):
         return NotFound(text.removeprefix("NOT_FOUND "))
     if text.startswith("NOEPOCH "):
@@ -202,7 +212,8 @@ class RedisStore:
         """Raise ``Unavailable`` unless ``WAIT`` saw enough replicas: not acked, retried."""
         wanted = self.settings.wait_replicas
         moved = isinstance(self.redis, RedisCluster) and (
-            node is not self.redis.get_node_from_key(self.keys.wait_fence)
+            getattr(node, "name", None)
+            != getattr(self.redis.get_node_from_key(self.keys.wait_fence), "name", None)
         )
         if isinstance(reached, int) and reached >= wanted and not moved:
             return

@@ -65,17 +65,36 @@ async def _some_writes(store: RedisStore, first: int, count: int) -> list[int]:
     return ids
 
 
+async def _replica_refuses_as_unavailable(sentinel_set: PrivateSentinelSet, keys: Keys) -> None:
+    """A write that reaches a replica (a demoted master) is unavailable, never refused.
+
+    READONLY must not become a dead letter: the batch is retried until a master takes it.
+    """
+    replica = redis_client(sentinel_set.replicas[0].url)
+    try:
+        store = RedisStore(replica, keys)
+        write = WorkerConfigured(workerid=1, masterid=2, builderids=[7])  # a change
+        with pytest.raises(Unavailable, match="ReadOnlyError"):
+            await store.apply_many([(write, "m1"), (write, "m2")])
+        with pytest.raises(Unavailable, match="ReadOnlyError"):
+            await store.apply(write)
+    finally:
+        await replica.aclose()
+
+
 async def test_sentinel_store_waits_for_the_replica_and_follows_a_failover(
     sentinel_set: PrivateSentinelSet,
 ) -> None:
     """Writes with WAIT 1 reach the replica; after the master is killed they go to the new one.
 
     The writes acknowledged before the kill are all on the promoted replica, and the
-    revision goes on from there without a gap.
+    revision goes on from there without a gap. Writes sent to the replica itself fail as
+    unavailable (READONLY), never as refused.
     """
     client, store = await _store(sentinel_set.url, wait_replicas=1)
     try:
         ids = await _some_writes(store, 0, 20)
+        await _replica_refuses_as_unavailable(sentinel_set, store.keys)
         revision, epoch = await store.state()
         old = await sentinel_set.kill_master()
         with pytest.raises(Unavailable):
