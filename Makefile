@@ -27,9 +27,10 @@ install: $(VENV_STAMP)
 test: $(VENV_STAMP)
 	$(PY) -m pytest -q
 
-# The failover tests alone (private RabbitMQ and Redis clusters, registryd replicas).
+# The high-availability tests alone (`make test` runs them too): private Sentinel sets,
+# Redis Clusters, a RabbitMQ cluster and registryd replicas; each failover prints its line.
 ha: $(VENV_STAMP)
-	$(PY) -m pytest -q -s -m ha
+	$(PY) -m pytest -m ha -s -q
 
 # The fault matrix alone (issue 10; `make test` runs it too): each case prints its line.
 faults: $(VENV_STAMP)

@@ -24,7 +24,7 @@ from registryd.models import (
     WorkerConfigured,
     WorkerConnected,
 )
-from registryd.store import Keys, RedisStore
+from registryd.store import Keys, RedisClient, RedisStore
 
 __all__ = [
     "apply_all",
@@ -126,7 +126,7 @@ async def prefix_memory(redis: Redis, keys: Keys) -> dict[str, int]:
     return usage
 
 
-async def relay_caught_up(redis: Redis, keys: Keys, within: float = 300) -> float:
+async def relay_caught_up(redis: RedisClient, keys: Keys, within: float = 300) -> float:
     """Wait until the relay has published every committed change; seconds waited."""
     started = time.monotonic()
     while True:

@@ -114,15 +114,19 @@ def _spawn(command: Sequence[str], env: dict[str, str], log: Path) -> Child:
 
 
 async def start_daemon(
-    amqp_url: str, redis_url: str, prefix: str, logdir: Path, *, lease: float = 4.0
+    amqp_url: str, redis_url: str, prefix: str, logdir: Path, *, lease: float = 4.0, **env: str
 ) -> Child:
     """``registryd serve`` on ``prefix``, answering ``ping``, its log in ``logdir``.
+
+    ``env``: more ``REGISTRYD_*`` settings (``REGISTRYD_REDIS_WAIT_REPLICAS="1"``).
 
     The default master lease of 4 s is long enough that expiry passes run every second as
     in production (lease / 4, at most 1 s), short enough that the expiry measurement
     waits a few seconds.
     """
+    settings = env
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRYD_")}
+    env.update(settings)
     env.update(
         REGISTRYD_PREFIX=prefix,
         REGISTRYD_AMQP_URL=amqp_url,

@@ -24,7 +24,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, FilePath, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -36,9 +36,11 @@ from registryd.tls import TlsFiles, check_ca_file, check_client_pair, uses_tls
 
 __all__ = [
     "ENV_PREFIX",
+    "RedisTarget",
     "Settings",
     "env_variable",
     "load_settings",
+    "redis_target",
     "toml_key",
     "unknown_variables",
 ]
@@ -53,7 +55,18 @@ _TEST_VARIABLES: Final = "REGISTRYD_TEST_"
 _RENAMED: Final = {"master_lease": "masters.lease"}
 #: Settings given as JSON in the environment (a TOML table in the file).
 _JSON_SETTINGS: Final = frozenset({"auth_masters"})
-_URL_SCHEMES: Final = {"amqp_url": ("amqp", "amqps"), "redis_url": ("redis", "rediss", "unix")}
+#: ``redis+sentinel://`` names sentinels and a service, ``redis+cluster://`` seed nodes of a
+#: Redis Cluster; ``rediss+`` is either over TLS (:func:`redis_target`).
+_REDIS_SCHEMES: Final = (
+    "redis",
+    "rediss",
+    "unix",
+    "redis+sentinel",
+    "rediss+sentinel",
+    "redis+cluster",
+    "rediss+cluster",
+)
+_URL_SCHEMES: Final = {"amqp_url": ("amqp", "amqps"), "redis_url": _REDIS_SCHEMES}
 #: The TLS settings of each backend, and the scheme that uses them.
 _TLS_SETTINGS: Final = ("ca_file", "cert_file", "key_file", "check_hostname")
 _TLS_SCHEME: Final = {"amqp": "amqps", "redis": "rediss"}
@@ -106,6 +119,12 @@ class Settings(BaseSettings):
     rpc_max_reply: int = Field(
         8 * 1024 * 1024, ge=64 * 1024, description="bytes an RPC reply may have ('too_large')"
     )
+    redis_wait_replicas: int = Field(
+        0, ge=0, le=100, description="replicas a write must reach before its ack (0: off)"
+    )
+    redis_wait_timeout: float = Field(
+        1.0, gt=0, le=4, description="seconds a write waits for those replicas"
+    )
 
     @field_validator("auth_masters")
     @classmethod
@@ -143,6 +162,8 @@ class Settings(BaseSettings):
                 wanted = " or ".join(f"{s}://" for s in schemes)
                 got = f"{scheme}://" if scheme else "no scheme"
                 raise ValueError(f"must be a URL starting {wanted}, not {got}")
+        if info.field_name == "redis_url":
+            redis_target(value)
         return value
 
     @field_validator(*(f"{b}_{name}" for b in _TLS_SCHEME for name in _TLS_SETTINGS))
@@ -207,6 +228,64 @@ class Settings(BaseSettings):
         if not _READ_ENVIRONMENT.get():
             return (init_settings,)
         return env_settings, init_settings
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """What ``redis_url`` names: one server, a Sentinel-watched service, or a Cluster.
+
+    ``redis+sentinel://[user:password@]host:port,host:port/service[/db]`` names the
+    sentinels to ask and the service (``sentinel monitor <service> ...``) whose master
+    takes the writes; the password is the data nodes' (sentinels are asked without one).
+    ``redis+cluster://[user:password@]host:port,host:port/`` names seed nodes of a Redis
+    Cluster (database 0 only: a cluster has no other). ``rediss+`` is either over TLS.
+    """
+
+    kind: Literal["standalone", "sentinel", "cluster"]
+    #: The URL as given (a standalone server's, for redis-py's ``from_url``).
+    url: str
+    #: ``(host, port)`` of each sentinel or seed node; empty for a standalone server.
+    nodes: tuple[tuple[str, int], ...] = ()
+    service: str = ""
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+
+def _nodes(netloc: str, default_port: int) -> tuple[tuple[str, int], ...]:
+    hosts = netloc.rpartition("@")[2]
+    nodes = []
+    for item in hosts.split(","):
+        host, colon, port = item.strip().rpartition(":")
+        if not colon:
+            host, port = port, str(default_port)
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:  # noqa: PLR2004
+            raise ValueError(f"{item!r} is not host:port")
+        nodes.append((host.strip("[]"), int(port)))
+    return tuple(nodes)
+
+
+def redis_target(url: str) -> RedisTarget:
+    """What ``url`` names (:class:`RedisTarget`); ``ValueError`` saying what is wrong."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if "+" not in scheme:
+        return RedisTarget("standalone", url)
+    base, _, kind = scheme.partition("+")
+    path = [p for p in parts.path.split("/") if p]
+    user = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else None
+    if kind == "sentinel":
+        if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):  # noqa: PLR2004
+            raise ValueError("must name the service: redis+sentinel://host:port,.../service[/db]")
+        db = int(path[1]) if len(path) == 2 else 0  # noqa: PLR2004
+        nodes = _nodes(parts.netloc, 26379)
+        return RedisTarget("sentinel", url, nodes, path[0], db, user, password, base == "rediss")
+    if path and path != ["0"]:
+        raise ValueError("a Redis Cluster has database 0 only: redis+cluster://host:port,.../")
+    nodes = _nodes(parts.netloc, 6379)
+    return RedisTarget("cluster", url, nodes, "", 0, user, password, base == "rediss")
 
 
 def toml_key(setting: str) -> str:

@@ -27,7 +27,9 @@ import aiormq
 import structlog
 from aio_pika.abc import AbstractRobustConnection
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -38,7 +40,7 @@ from registryd.amqp.relay import Relay
 from registryd.amqp.rpc import RpcServer
 from registryd.amqp.topology import Topology, declare
 from registryd.broker import BROKER_ERRORS, connect_in_turn, connection_lost
-from registryd.config import Settings
+from registryd.config import RedisTarget, Settings, redis_target
 from registryd.diagnose import RefusalLog
 from registryd.errors import ConfigError, Crashed, EpochMissing, RegistryError, Unavailable
 from registryd.logs import mask
@@ -46,7 +48,7 @@ from registryd.metrics import CRASH_WINDOW, Health, Metrics, MetricsServer
 from registryd.protocol import JSON, Names
 from registryd.retry import forever
 from registryd.service import Registry
-from registryd.store import Keys, RedisStore, RelayStore, StoreSettings
+from registryd.store import Keys, RedisClient, RedisStore, RelayStore, StoreSettings
 from registryd.systemd import Notifier
 from registryd.tls import uses_tls
 
@@ -88,7 +90,7 @@ def _next_pass(interval: float, expired: int, lease_end: float | None) -> float:
 
 
 def redis_tls_kwargs(settings: Settings) -> dict[str, Any]:
-    """redis-py's TLS arguments from the settings: empty unless the URL is ``rediss://``."""
+    """redis-py's TLS arguments from the settings: empty unless the URL is ``rediss``."""
     return settings.redis_tls.redis_kwargs() if uses_tls(settings.redis_url) else {}
 
 
@@ -97,26 +99,96 @@ def amqp_ssl_context(settings: Settings) -> ssl.SSLContext | None:
     return settings.amqp_tls.context() if any(map(uses_tls, settings.amqp_urls)) else None
 
 
-def connect_redis(settings: Settings, name: str = "registryd") -> Redis:
+def connect_redis(settings: Settings, name: str = "registryd") -> RedisClient:
     """A Redis client whose calls fail within seconds when Redis is gone.
 
-    The pool blocks (up to 3 s) rather than failing when every connection is busy: one
-    per RPC in flight, plus the consumer, the relay and the expiry loop. A command that
-    finds its pooled connection closed (Redis restarted) is sent once more on a new one;
-    every write is a state-setting script, so a repeat changes nothing twice.
+    ``redis_url`` picks the kind (:func:`registryd.config.redis_target`): one server, the
+    master of a Sentinel-watched service (found anew after a failover), or a Redis
+    Cluster (redirections followed). The pool blocks (up to 3 s) rather than failing when
+    every connection is busy: one per RPC in flight, plus the consumer, the relay and the
+    expiry loop. A command that finds its pooled connection closed (Redis restarted) is
+    sent once more on a new one; every write is a state-setting script, so a repeat
+    changes nothing twice.
     """
-    pool = BlockingConnectionPool.from_url(
-        settings.redis_url,
-        max_connections=settings.rpc_concurrency + 8,
-        timeout=3,
-        socket_timeout=5.0,
-        socket_connect_timeout=3.0,
-        health_check_interval=15,
-        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-        client_name=f"{name}:{settings.prefix}",
+    target = redis_target(settings.redis_url)
+    options: dict[str, Any] = {
+        "max_connections": settings.rpc_concurrency + 8,
+        "socket_timeout": 5.0,
+        "socket_connect_timeout": 3.0,
+        "health_check_interval": 15,
+        "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        "client_name": f"{name}:{settings.prefix}",
         **redis_tls_kwargs(settings),
+    }
+    if target.kind == "sentinel":
+        return _sentinel_master(target, options)
+    if target.kind == "cluster":
+        return _cluster(target, options)
+    return Redis.from_pool(BlockingConnectionPool.from_url(target.url, timeout=3, **options))
+
+
+class _SentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """The master's pool, blocking like the standalone one; closing it closes the sentinels.
+
+    Each new connection asks the sentinels where the master is, so after a failover the
+    next connection goes to the new master (a demoted one answering READONLY is dropped
+    by redis-py and the command fails as a lost connection: retried, never refused).
+    Once closed it opens nothing more: a task of an ended session that is still running
+    would otherwise reopen sockets to the sentinels that nobody closes.
+    """
+
+    _closed = False
+
+    def __init__(self, service_name: str, sentinel_manager: Sentinel, **kwargs: object) -> None:
+        super().__init__(service_name, sentinel_manager, **kwargs)  # type: ignore[no-untyped-call]
+        # Closed from this copy: redis-py's discover_master reorders the manager's list
+        # without a lock, and concurrent calls during a failover can drop a client from
+        # it, whose sockets Sentinel.aclose() would then never close.
+        self._sentinel_clients = list(sentinel_manager.sentinels)
+
+    async def get_master_address(self) -> Any:  # noqa: ANN401 - redis-py's (host, port)
+        """Where the master is now, unless the pool is closed (then a lost connection)."""
+        if self._closed:
+            raise RedisConnectionError("the session that used this Redis client has ended")
+        return await super().get_master_address()  # type: ignore[no-untyped-call]
+
+    async def aclose(self) -> None:
+        """Close the master's connections, then the sentinels' clients."""
+        self._closed = True
+        try:
+            await super().aclose()
+        finally:
+            await asyncio.gather(*(c.aclose() for c in self._sentinel_clients))
+
+
+def _sentinel_master(target: RedisTarget, options: dict[str, Any]) -> Redis:
+    sentinel_options = {
+        "socket_timeout": options["socket_timeout"],
+        "socket_connect_timeout": options["socket_connect_timeout"],
+    }
+    sentinel = Sentinel(list(target.nodes), sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
+    client: Redis = sentinel.master_for(
+        target.service,
+        connection_pool_class=_SentinelPool,
+        timeout=3,
+        db=target.db,
+        username=target.username,
+        password=target.password,
+        ssl=target.tls,
+        **options,
     )
-    return Redis.from_pool(pool)
+    return client
+
+
+def _cluster(target: RedisTarget, options: dict[str, Any]) -> RedisCluster:
+    options = {k: v for k, v in options.items() if k != "retry"}  # the cluster's own retries
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
+        username=target.username,
+        password=target.password,
+        ssl=target.tls,
+        **options,
+    )
 
 
 async def connect_amqp(
@@ -166,7 +238,7 @@ def _lost_while_starting(connection: aio_pika.abc.AbstractConnection) -> Iterato
 
 @dataclass
 class _Session:
-    redis: Redis
+    redis: RedisClient
     connection: aio_pika.abc.AbstractConnection | AbstractRobustConnection
     topology: Topology
     store: RedisStore
@@ -204,6 +276,8 @@ class Daemon:
             master_lease_ms=int(settings.master_lease * 1000),
             retain_changes=settings.changes_retain,
             message_memory_ms=int(settings.events_dedupe_window * 1000),
+            wait_replicas=settings.redis_wait_replicas,
+            wait_timeout_ms=int(settings.redis_wait_timeout * 1000),
         )
         self._http: MetricsServer | None = None
         self._epoch: str | None = None
@@ -356,7 +430,9 @@ class Daemon:
         finally:
             await self._close(redis, connection, session)
 
-    async def _open(self, redis: Redis, connection: aio_pika.abc.AbstractConnection) -> _Session:
+    async def _open(
+        self, redis: RedisClient, connection: aio_pika.abc.AbstractConnection
+    ) -> _Session:
         """Declare the topology and serve RPC at once.
 
         While Redis is down, RPC answers ``unavailable`` rather than leaving requests
@@ -446,7 +522,7 @@ class Daemon:
 
     async def _close(
         self,
-        redis: Redis,
+        redis: RedisClient,
         connection: aio_pika.abc.AbstractConnection | None,
         session: _Session | None,
     ) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from aio_pika.abc import AbstractConnection
 from aio_pika.exceptions import ChannelNotFoundEntity
-from redis.asyncio import Redis
 
 from registryd.amqp.topology import delete_topology
 from registryd.config import Settings
@@ -18,7 +17,7 @@ from registryd.daemon import connect_amqp, connect_redis
 from registryd.operator import Refused
 from registryd.operator.demo_scope import foreign_data
 from registryd.protocol import Names
-from registryd.store import Keys, RedisStore
+from registryd.store import Keys, RedisClient, RedisStore
 
 __all__ = ["purge_demo"]
 
@@ -38,7 +37,7 @@ async def _served(connection: AbstractConnection, names: Names) -> bool:
     return bool(queue.declaration_result.consumer_count)
 
 
-async def _delete_keys(redis: Redis, keys: Keys) -> int:
+async def _delete_keys(redis: RedisClient, keys: Keys) -> int:
     found = [key async for key in redis.scan_iter(match=keys.pattern(), count=_BATCH)]
     for start in range(0, len(found), _BATCH):
         await redis.delete(*found[start : start + _BATCH])

@@ -29,7 +29,9 @@ _FALSE: Final = frozenset({"0", "false", "no", "off"})
 
 def uses_tls(url: str) -> bool:
     """Whether ``url`` connects over TLS (``amqps://``, ``rediss://``)."""
-    return urlsplit(url).scheme.lower() in TLS_SCHEMES
+    scheme = urlsplit(url).scheme.lower()
+    # rediss+sentinel:// and rediss+cluster:// are TLS too.
+    return scheme in TLS_SCHEMES or scheme.split("+", 1)[0] in TLS_SCHEMES
 
 
 @dataclass(frozen=True)

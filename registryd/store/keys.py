@@ -127,6 +127,17 @@ class Keys:
         return f"{self.base}:graceful"
 
     @property
+    def wait_fence(self) -> str:
+        """String: written just before each ``WAIT`` (with ``wait_replicas`` on).
+
+        ``WAIT`` counts the replicas that reached the calling connection's last write. A
+        write whose script did nothing (a replayed ``message_id``) or was made on another
+        connection would escape it; writing the fence first makes ``WAIT`` cover every
+        earlier write of the master.
+        """
+        return f"{self.base}:wait:fence"
+
+    @property
     def worker_prefix(self) -> str:
         """Prefix of ``<prefix><id>``: string, one worker's JSON document (section 1)."""
         return f"{self.base}:w:"

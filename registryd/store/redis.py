@@ -16,11 +16,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
+import structlog
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
+from redis.exceptions import (
+    ClusterDownError,
+    ClusterError,
+    NoScriptError,
+    ReadOnlyError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from registryd.errors import (
@@ -37,10 +47,28 @@ from registryd.registry import WorkerFilter
 from registryd.store.keys import LAYOUT_VERSION, Keys
 from registryd.store.lua import SOURCES, script_for, write_args
 
-__all__ = ["RedisStore", "RelayStore", "StoreSettings", "redis_errors"]
+__all__ = ["RedisClient", "RedisStore", "RelayStore", "StoreSettings", "redis_errors"]
 
-#: What a lost or slow Redis raises; the store turns it into ``Unavailable``.
-_BACKEND_DOWN = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
+log = structlog.get_logger(__name__)
+
+#: One server or a Sentinel-found master (``Redis``), or a Redis Cluster.
+RedisClient = Redis | RedisCluster
+#: What a lost or slow Redis raises; the store turns it into ``Unavailable``. A cluster
+#: without a node for the slot (a failover under way) is one of them.
+_BACKEND_DOWN = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    TimeoutError,
+    ClusterError,
+    SlotNotCoveredError,
+)
+#: Replies that say "not now" rather than "no": a demoted master (READONLY), a replica
+#: still loading, a cluster slot moving (TRYAGAIN) or without a master. The write did
+#: not happen; it is retried like a lost connection, never refused.
+#: redis-py turns the first three into classes and strips their code from the text.
+_NOT_NOW_ERRORS = (ReadOnlyError, TryAgainError, ClusterDownError)
+_NOT_NOW: Final = ("READONLY ", "LOADING ", "MASTERDOWN ", "CLUSTERDOWN ", "TRYAGAIN ", "BUSY ")
 #: What a write script returns for an already-seen ``message_id`` (``_lib.lua``).
 _LUA_DUPLICATE: Final = -1
 _WORKERS = TypeAdapter(list[Worker])
@@ -57,10 +85,17 @@ class StoreSettings:
     master_lease_ms: int = 60_000
     retain_changes: int = 100_000
     message_memory_ms: int = 600_000
+    #: Replicas a write must reach (``WAIT``) before it counts as done; 0: no wait.
+    wait_replicas: int = 0
+    wait_timeout_ms: int = 1_000
 
 
-def _error_from(exc: ResponseError) -> RegistryError:
+def _error_from(exc: Exception) -> RegistryError:
+    if not isinstance(exc, ResponseError):
+        return Unavailable(f"redis: {exc}")
     text = _SCRIPT_TRAILER.sub("", str(exc))
+    if isinstance(exc, _NOT_NOW_ERRORS) or text.startswith(_NOT_NOW):
+        return Unavailable(f"redis cannot write now ({type(exc).__name__}): {text}")
     if text.startswith("NOT_FOUND "):
         return NotFound(text.removeprefix("NOT_FOUND "))
     if text.startswith("NOEPOCH "):
@@ -93,7 +128,9 @@ def _write_script(op: Operation) -> str:
 class RedisStore:
     """The registry's state in Redis, under one prefix."""
 
-    def __init__(self, redis: Redis, keys: Keys, settings: StoreSettings | None = None) -> None:
+    def __init__(
+        self, redis: RedisClient, keys: Keys, settings: StoreSettings | None = None
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.settings = settings or StoreSettings()
@@ -122,10 +159,79 @@ class RedisStore:
         *args: str | int,
         message_id: str | None = None,
         now_ms: int | None = None,
+        durable: bool = False,
     ) -> Any:  # noqa: ANN401 - scripts return Redis replies
-        """Run one script with the common ``ARGV`` header and ``args`` after it."""
+        """Run one script with the common ``ARGV`` header and ``args`` after it.
+
+        ``durable``: with ``wait_replicas`` set, the script's writes must reach that many
+        replicas (:meth:`_replicated`) before it returns.
+        """
+        argv = self._argv(args, message_id, now_ms)
+        if durable and self.settings.wait_replicas:
+            return await self._run_durable(script, argv)
         with redis_errors():
-            return await self._scripts[script](self._key_list, self._argv(args, message_id, now_ms))
+            return await self._scripts[script](self._key_list, argv)
+
+    async def _run_durable(self, script: str, argv: list[str | int]) -> Any:  # noqa: ANN401
+        """The script and ``WAIT`` in one round trip on one connection (WAIT is per client)."""
+        for _ in range(2):
+            pipe = self.redis.pipeline(transaction=False)
+            self._evalsha(pipe, self._scripts[script].sha, argv)
+            node = await self._wait_step(pipe)
+            with redis_errors():
+                reply, _, reached = await pipe.execute(raise_on_error=False)
+            if isinstance(reply, NoScriptError):  # Redis lost its script cache
+                await self.load_scripts()
+                continue
+            if isinstance(reply, Exception):
+                raise _error_from(reply)
+            self._replicated(reached, node)
+            return reply
+        raise Unavailable("redis: the scripts vanish from its cache as they are loaded")
+
+    def _evalsha(self, pipe: Any, sha: str, argv: list[str | int]) -> None:  # noqa: ANN401
+        """Queue one script call (a cluster pipeline takes EVALSHA as a raw command only)."""
+        pipe.execute_command("EVALSHA", sha, len(self._key_list), *self._key_list, *argv)
+
+    async def _wait_step(self, pipe: Any) -> object:  # noqa: ANN401 - either kind of pipeline
+        """Append the fence's write and ``WAIT n timeout`` (two replies); the node asked.
+
+        On a cluster both go to the node that serves the prefix's slot, on the connection
+        that carries the pipeline's scripts; :meth:`_replicated` checks that the slot did
+        not move meanwhile (a redirected script would have run on another connection).
+        """
+        s = self.settings
+        pipe.set(self.keys.wait_fence, 1)
+        if not isinstance(self.redis, RedisCluster):
+            pipe.execute_command("WAIT", s.wait_replicas, s.wait_timeout_ms)
+            return None
+        await self.redis.initialize()
+        node = self.redis.get_node_from_key(self.keys.wait_fence)
+        pipe.execute_command("WAIT", s.wait_replicas, s.wait_timeout_ms, target_nodes=node)
+        return node
+
+    def _replicated(self, reached: object, node: object = None) -> None:
+        """Raise ``Unavailable`` unless ``WAIT`` saw enough replicas: not acked, retried."""
+        wanted = self.settings.wait_replicas
+        moved = isinstance(self.redis, RedisCluster) and (
+            getattr(node, "name", None)
+            != getattr(self.redis.get_node_from_key(self.keys.wait_fence), "name", None)
+        )
+        if isinstance(reached, int) and reached >= wanted and not moved:
+            return
+        if moved:
+            why = "the slot moved to another node during the write"
+        elif isinstance(reached, int):
+            timeout = self.settings.wait_timeout_ms
+            why = f"the write reached {reached} of {wanted} replicas within {timeout} ms"
+        else:
+            why = f"WAIT failed: {reached}"
+        log.warning(
+            "write not confirmed by enough redis replicas; not acknowledged, will retry",
+            reason=why,
+            wanted=wanted,
+        )
+        raise Unavailable(f"redis: {why} (REGISTRYD_REDIS_WAIT_REPLICAS={wanted})")
 
     # Epoch and revision ------------------------------------------------------------------
 
@@ -136,7 +242,7 @@ class RedisStore:
         atomically: ``migrate.lua``).
         """
         await self.run_script("migrate", LAYOUT_VERSION)
-        epoch, made = await self.run_script("init_epoch", secrets.token_hex(16))
+        epoch, made = await self.run_script("init_epoch", secrets.token_hex(16), durable=True)
         return _text(epoch), bool(made)
 
     async def state(self) -> tuple[int, str | None]:
@@ -152,7 +258,9 @@ class RedisStore:
     ) -> Applied:
         """Apply one write; the number of changes it logged, or :data:`DUPLICATE`."""
         script = _write_script(op)
-        reply = await self.run_script(script, *write_args(op), message_id=message_id, now_ms=now_ms)
+        reply = await self.run_script(
+            script, *write_args(op), message_id=message_id, now_ms=now_ms, durable=True
+        )
         return _applied(reply)
 
     async def apply_many(
@@ -164,27 +272,47 @@ class RedisStore:
         Scripts go as bare EVALSHA: redis-py's own script pipelining would first ask
         ``SCRIPT EXISTS``, a second round trip per batch. When Redis has lost its script
         cache (a restart), every EVALSHA fails alike; the scripts are loaded again and
-        the batch is sent again from its first failure.
+        the batch is sent again from its first failure. A reply that says Redis cannot
+        write now (a demoted master, a moving slot) fails the whole batch as
+        ``Unavailable``: the batch is retried, its events are not refused. With
+        ``wait_replicas``, a ``WAIT`` closes the batch: too few replicas fail it too.
         """
         replies = await self._pipeline(ops)
         missing = next((i for i, r in enumerate(replies) if isinstance(r, NoScriptError)), None)
         if missing is not None:
             await self.load_scripts()
             replies = replies[:missing] + await self._pipeline(ops[missing:])
-        return [_error_from(r) if isinstance(r, ResponseError) else _applied(r) for r in replies]
+        results = [_error_from(r) if isinstance(r, Exception) else _applied(r) for r in replies]
+        down = next((r for r in results if isinstance(r, Unavailable)), None)
+        if down is not None:
+            raise down
+        return results
 
     async def _pipeline(self, ops: Sequence[tuple[Operation, str | None]]) -> list[Any]:
         pipe = self.redis.pipeline(transaction=False)
         for op, message_id in ops:
             sha = self._scripts[_write_script(op)].sha
             argv = self._argv(write_args(op), message_id, None)
-            pipe.evalsha(sha, len(self._key_list), *self._key_list, *argv)
+            self._evalsha(pipe, sha, argv)
+        durable = bool(self.settings.wait_replicas)
+        node = await self._wait_step(pipe) if durable else None
         with redis_errors():
             replies: list[Any] = await pipe.execute(raise_on_error=False)
+        if durable:
+            *replies, _, reached = replies
+            self._replicated(reached, node)
         return replies
 
     async def load_scripts(self) -> None:
-        """Load every script into Redis's script cache (at start, and after a restart)."""
+        """Load every script into Redis's script cache (at start, and after a restart).
+
+        On a cluster each goes to every master, so a slot that moves finds them there.
+        """
+        if isinstance(self.redis, RedisCluster):
+            with redis_errors():
+                for source in SOURCES.values():
+                    await self.redis.script_load(source)
+            return
         pipe = self.redis.pipeline(transaction=False)
         for source in SOURCES.values():
             pipe.script_load(source)
@@ -194,7 +322,7 @@ class RedisStore:
     async def find_worker_id(self, name: str) -> int:
         """``findWorkerId``: the id of ``name``, creating the worker when it is new."""
         op = FindWorkerId(name=name)
-        return int(await self.run_script(_write_script(op), *write_args(op)))
+        return int(await self.run_script(_write_script(op), *write_args(op), durable=True))
 
     async def expire_masters(self, now_ms: int | None = None, limit: int = 100) -> list[int]:
         """Expire every master whose lease ended; each exactly once across processes."""
@@ -329,7 +457,11 @@ class RelayStore:
         step, if this process still held the role in that epoch: one round trip a batch.
         """
         done = ("", "", "") if published is None else _published_args(published)
-        reply = await self.store.run_script("relay_claim", self.token, lock_ms, count, *done)
+        # Durable: the claim writes its lock, so WAIT covers every change it read; the
+        # relay never publishes a change that a failover could take back.
+        reply = await self.store.run_script(
+            "relay_claim", self.token, lock_ms, count, *done, durable=True
+        )
         held, epoch, cursor, reset, *rest = reply
         changes = [
             LoggedChange(int(rest[i]), _text(rest[i + 1]), rest[i + 2])

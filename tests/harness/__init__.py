@@ -1,6 +1,7 @@
 """One harness for talking to a daemon, the way the tests of each kind need it.
 
 - :mod:`.services`: the real services' URLs, a killable private Redis, bounded waits.
+- :mod:`.redis_ha`: private Sentinel sets and Redis Clusters for the failover tests.
 - :mod:`.wire`: :class:`Wire`, bare aio-pika on PROTOCOL.md's names, with the
   :meth:`Wire.settled` barrier the tests await instead of sleeping. Independent of
   ``registryd.client`` on purpose: it is what an outside program does.
@@ -12,6 +13,7 @@
 
 from tests.harness.daemon import RunningDaemon, serving, start_daemon, start_daemon_unready
 from tests.harness.rabbit import PrivateRabbit, RabbitError, ServerTls, form_cluster
+from tests.harness.redis_ha import SENTINEL_SERVICE, PrivateRedisCluster, PrivateSentinelSet
 from tests.harness.served import Served, http_get, listening_ports, served
 from tests.harness.services import (
     AMQP_URL,
@@ -23,6 +25,7 @@ from tests.harness.services import (
     cli_env,
     daemon_settings,
     free_port,
+    redis_client,
     unique_prefix,
     wait_for,
 )
@@ -34,10 +37,13 @@ __all__ = [
     "PROBE_MASTER",
     "REDIS_URL",
     "REGISTRYD",
+    "SENTINEL_SERVICE",
     "Json",
     "Note",
     "PrivateRabbit",
     "PrivateRedis",
+    "PrivateRedisCluster",
+    "PrivateSentinelSet",
     "RabbitError",
     "RunningDaemon",
     "Served",
@@ -50,6 +56,7 @@ __all__ = [
     "free_port",
     "http_get",
     "listening_ports",
+    "redis_client",
     "served",
     "serving",
     "start_daemon",

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,8 +18,9 @@ from redis.asyncio import Redis
 
 from registryd.amqp.topology import delete_topology
 from registryd.config import Settings
+from registryd.daemon import connect_redis
 from registryd.protocol import Names
-from registryd.store import Keys
+from registryd.store import Keys, RedisClient
 
 REDIS_URL = os.environ.get("REGISTRYD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 AMQP_URL = os.environ.get("REGISTRYD_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -73,16 +74,28 @@ class PrivateRedis:
     Without ``appendonly`` it keeps nothing: started again, it is empty. With it (and a
     ``directory`` for the file), it comes back with everything it acknowledged: Redis
     writes the append-only file before it replies, so even SIGKILL loses nothing.
+    ``args`` are more options (``--replicaof``, ``--cluster-enabled yes``...); ``command``
+    replaces the whole command line (a sentinel: ``redis-server <file> --sentinel``).
     """
 
     def __init__(
-        self, port: int | None = None, *, appendonly: bool = False, directory: Path | None = None
+        self,
+        port: int | None = None,
+        *,
+        appendonly: bool = False,
+        directory: Path | None = None,
+        args: Sequence[str] = (),
+        command: Sequence[str] | None = None,
+        cwd: Path | None = None,
     ) -> None:
         if appendonly and directory is None:
             raise ValueError("an append-only Redis needs a directory for its file")
         self.port = port or free_port()
         self.appendonly = appendonly
         self.directory = directory
+        self.args = list(args)
+        self.command = None if command is None else list(command)
+        self.cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -90,13 +103,19 @@ class PrivateRedis:
         """Its URL."""
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def address(self) -> str:
+        """``127.0.0.1:<port>``."""
+        return f"127.0.0.1:{self.port}"
+
     def _spawn(self) -> None:
         args = [*REDIS_SERVER, "--port", str(self.port)]
         if self.appendonly:
             args += ["--appendonly", "yes", "--appendfsync", "everysec"]
         if self.directory is not None:
             args += ["--dir", str(self.directory)]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+        command = self.command or [*args, *self.args]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, cwd=self.cwd)
 
     async def start(self) -> None:
         """Start it (empty, or from its append-only file) and wait until it answers."""
@@ -117,7 +136,7 @@ class PrivateRedis:
             await client.aclose()
 
     def kill(self) -> None:
-        """Kill it at once (a paused one too)."""
+        """Kill it at once, by its PID (a paused one too)."""
         if self.process is not None:
             self.process.kill()
             self.process.wait()
@@ -134,6 +153,11 @@ class PrivateRedis:
         self.process.send_signal(signal.SIGCONT)
 
 
+def redis_client(url: str) -> RedisClient:
+    """A client for any ``redis_url`` the daemon takes: one server, Sentinel, Cluster."""
+    return connect_redis(Settings(redis_url=url, prefix="test"), name="registryd-test")
+
+
 def unique_prefix() -> str:
     """A prefix no other test (or run) uses: RabbitMQ names and Redis keys hang off it."""
     return f"t-{uuid.uuid4().hex[:12]}"
@@ -146,7 +170,7 @@ def daemon_settings(prefix: str) -> Settings:
     )
 
 
-async def clean_prefix(connection: AbstractConnection, redis: Redis, prefix: str) -> None:
+async def clean_prefix(connection: AbstractConnection, redis: RedisClient, prefix: str) -> None:
     """Delete every queue, exchange and Redis key of ``prefix``."""
     await delete_topology(connection, Names(prefix))
     keys = [key async for key in redis.scan_iter(match=Keys(prefix).pattern(), count=1000)]

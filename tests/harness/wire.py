@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
-from redis.asyncio import Redis
 
-from registryd.store import Keys
-from tests.harness.services import AMQP_USER, POLL, REDIS_URL, wait_for
+from registryd.store import Keys, RedisClient
+from tests.harness.services import AMQP_USER, POLL, REDIS_URL, redis_client, wait_for
 
 if TYPE_CHECKING:
     from tests.harness.daemon import RunningDaemon
@@ -45,7 +44,7 @@ class Note:
 class Wire:
     """Events, RPC, notifications and dead letters of one prefix, over bare aio-pika."""
 
-    def __init__(self, prefix: str, channel: AbstractChannel, redis: Redis) -> None:
+    def __init__(self, prefix: str, channel: AbstractChannel, redis: RedisClient) -> None:
         self.prefix = prefix
         self.channel = channel
         self.redis = redis
@@ -100,7 +99,7 @@ class Wire:
         The exchange is declared as section 3 says, so a subscriber may bind before the
         daemon first runs and see everything from the reset on.
         """
-        wire = cls(prefix, await connection.channel(), Redis.from_url(redis_url))
+        wire = cls(prefix, await connection.channel(), redis_client(redis_url))
         if notes:
             exchange = await wire.channel.declare_exchange(
                 wire.notifications, aio_pika.ExchangeType.TOPIC, durable=True

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from registryd.config import Settings, load_settings
+from registryd.config import Settings, load_settings, redis_target
 from registryd.errors import ConfigError
 from registryd.logs import mask, mask_secrets
 
@@ -147,3 +147,23 @@ def test_example_configs_load() -> None:
         trial.master_lease,
         trial.metrics_port,
     )
+
+
+def test_redis_urls_name_one_server_a_sentinel_service_or_a_cluster() -> None:
+    """redis_target reads the sentinels, service, db and password; a cluster's seed nodes."""
+    sentinel = redis_target("rediss+sentinel://:p%40ss@s1:26379,[::1]:26380,s3/ci/2")
+    assert ("sentinel", (("s1", 26379), ("::1", 26380), ("s3", 26379)), "ci", 2) == (
+        sentinel.kind,
+        sentinel.nodes,
+        sentinel.service,
+        sentinel.db,
+    )
+    assert (None, "p@ss", True) == (sentinel.username, sentinel.password, sentinel.tls)
+    cluster = redis_target("redis+cluster://u:p@n1:7000,n2/")
+    assert ("cluster", (("n1", 7000), ("n2", 6379)), "u", False) == (
+        cluster.kind,
+        cluster.nodes,
+        cluster.username,
+        cluster.tls,
+    )
+    assert "standalone" == redis_target("redis://h:6379/1").kind

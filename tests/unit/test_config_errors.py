@@ -97,10 +97,13 @@ def test_levels_and_formats_are_case_insensitive(variable: str, value: str, sett
         ("REGISTRYD_REDIS_URL", "redis://h:6379/1"),
         ("REGISTRYD_REDIS_URL", "rediss://u:p@h/0"),
         ("REGISTRYD_REDIS_URL", "unix:///run/redis/redis.sock"),
+        ("REGISTRYD_REDIS_URL", "redis+sentinel://s1:26379,s2:26379,s3/registryd/2"),
+        ("REGISTRYD_REDIS_URL", "rediss+sentinel://:pw@s1:26379/registryd"),
+        ("REGISTRYD_REDIS_URL", "redis+cluster://u:p@n1:7000,n2:7001/"),
     ],
 )
 def test_url_schemes_of_each_backend_are_accepted(variable: str, url: str) -> None:
-    """amqp/amqps for RabbitMQ; redis/rediss/unix for Redis."""
+    """amqp/amqps for RabbitMQ; redis/rediss/unix, sentinel and cluster forms for Redis."""
     settings = load_settings(environ={variable: url})
     assert url == getattr(settings, variable.removeprefix("REGISTRYD_").lower())
 
@@ -110,13 +113,28 @@ def test_url_schemes_of_each_backend_are_accepted(variable: str, url: str) -> No
     [
         ("REGISTRYD_AMQP_URL", "http://guest:guest@h:15672/", "amqp:// or amqps://, not http://"),
         ("REGISTRYD_AMQP_URL", "redis://h/", "amqp:// or amqps://, not redis://"),
-        ("REGISTRYD_REDIS_URL", "amqp://h/", "redis:// or rediss:// or unix://, not amqp://"),
+        ("REGISTRYD_REDIS_URL", "amqp://h/", "redis:// or rediss:// or unix:// or redis+sentinel"),
         ("REGISTRYD_REDIS_URL", "127.0.0.1:6379", "redis:// or rediss:// or unix://"),
     ],
 )
 def test_url_schemes_are_checked(tmp_path: Path, variable: str, url: str, wanted: str) -> None:
     """An http:// AMQP URL (or any other wrong scheme) is a configuration error."""
     assert f"must be a URL starting {wanted}" in _error(tmp_path, **{variable: url})
+
+
+@pytest.mark.parametrize(
+    ("url", "wanted"),
+    [
+        ("redis+sentinel://s1:26379,s2:26379/", "must name the service"),
+        ("redis+sentinel://s1:26379/svc/x", "must name the service"),
+        ("redis+sentinel://s1:port/svc", "'s1:port' is not host:port"),
+        ("redis+cluster://n1:7000/3", "a Redis Cluster has database 0 only"),
+        ("redis+cluster://n1:7000,:7001/", "':7001' is not host:port"),
+    ],
+)
+def test_sentinel_and_cluster_urls_are_checked(tmp_path: Path, url: str, wanted: str) -> None:
+    """A sentinel URL names a service (and a numeric db); a cluster URL has db 0 only."""
+    assert wanted in _error(tmp_path, REGISTRYD_REDIS_URL=url)
 
 
 def test_a_bad_url_is_shown_without_its_password(tmp_path: Path) -> None:

@@ -1,0 +1,164 @@
+"""The store through Sentinel and Cluster clients: writes, reads, the relay, WAIT, failures.
+
+Each test builds its own private topology (tests.harness.redis_ha) and stops it by PID.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from registryd.errors import Unavailable
+from registryd.models import FindWorkerId, MasterHeartbeat, WorkerConfigured, WorkerConnected
+from registryd.ports import DUPLICATE
+from registryd.store import Keys, RedisClient, RedisStore, RelayStore, StoreSettings
+from tests.harness import (
+    PrivateRedisCluster,
+    PrivateSentinelSet,
+    redis_client,
+    unique_prefix,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.ha]
+
+
+@pytest.fixture
+async def sentinel_set() -> AsyncIterator[PrivateSentinelSet]:
+    """A master, one replica, three sentinels."""
+    servers = PrivateSentinelSet()
+    try:
+        await servers.start()
+        yield servers
+    finally:
+        servers.stop()
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[PrivateRedisCluster]:
+    """Three masters, one replica each."""
+    servers = PrivateRedisCluster(masters=3, replicas=1)
+    try:
+        await servers.start()
+        yield servers
+    finally:
+        servers.stop()
+
+
+async def _store(url: str, wait_replicas: int = 0) -> tuple[RedisClient, RedisStore]:
+    client = redis_client(url)
+    settings = StoreSettings(wait_replicas=wait_replicas, wait_timeout_ms=2000)
+    store = RedisStore(client, Keys(unique_prefix()), settings)
+    await store.load_scripts()
+    await store.init_epoch()
+    return client, store
+
+
+async def _some_writes(store: RedisStore, first: int, count: int) -> list[int]:
+    """``count`` workers made, connected and configured; their ids."""
+    ids = [await store.find_worker_id(f"w{first + i}") for i in range(count)]
+    ops = [(WorkerConnected(workerid=w, masterid=1, workerinfo={"n": w}), f"c{w}") for w in ids] + [
+        (WorkerConfigured(workerid=w, masterid=1, builderids=[w]), f"b{w}") for w in ids
+    ]
+    assert all(r == 1 for r in await store.apply_many(ops))
+    return ids
+
+
+async def _replica_refuses_as_unavailable(sentinel_set: PrivateSentinelSet, keys: Keys) -> None:
+    """A write that reaches a replica (a demoted master) is unavailable, never refused.
+
+    READONLY must not become a dead letter: the batch is retried until a master takes it.
+    """
+    replica = redis_client(sentinel_set.replicas[0].url)
+    try:
+        store = RedisStore(replica, keys)
+        write = WorkerConfigured(workerid=1, masterid=2, builderids=[7])  # a change
+        with pytest.raises(Unavailable, match="ReadOnlyError"):
+            await store.apply_many([(write, "m1"), (write, "m2")])
+        with pytest.raises(Unavailable, match="ReadOnlyError"):
+            await store.apply(write)
+    finally:
+        await replica.aclose()
+
+
+async def test_sentinel_store_waits_for_the_replica_and_follows_a_failover(
+    sentinel_set: PrivateSentinelSet,
+) -> None:
+    """Writes with WAIT 1 reach the replica; after the master is killed they go to the new one.
+
+    The writes acknowledged before the kill are all on the promoted replica, and the
+    revision goes on from there without a gap. Writes sent to the replica itself fail as
+    unavailable (READONLY), never as refused.
+    """
+    client, store = await _store(sentinel_set.url, wait_replicas=1)
+    try:
+        ids = await _some_writes(store, 0, 20)
+        await _replica_refuses_as_unavailable(sentinel_set, store.keys)
+        revision, epoch = await store.state()
+        old = await sentinel_set.kill_master()
+        with pytest.raises(Unavailable):
+            await store.find_worker_id("while-down")
+        await sentinel_set.failed_over(old)
+
+        refusals: list[str] = []
+
+        async def writes() -> bool:
+            try:
+                await store.apply(MasterHeartbeat(masterid=1, name="m1"))
+            except Unavailable as exc:
+                refusals.append(exc.message)
+                return False
+            return True
+
+        # The new master has no replica left: with WAIT 1 no write is ever taken as done.
+        async def refused_for_replicas() -> bool:
+            assert not await writes(), "a write with WAIT 1 succeeded without a replica"
+            return "reached 0 of 1 replicas" in refusals[-1]
+
+        await wait_for(refused_for_replicas, 20)
+        store.settings = StoreSettings(wait_replicas=0)
+        await wait_for(writes, 20)
+        assert (revision + 1, epoch) == await store.state()  # the heartbeat's one change
+        workers = await store.read_workers()
+        assert ids == [w.id for w in workers]
+        assert all(w.connected_to == [1] and w.configured_on for w in workers)
+    finally:
+        await client.aclose()
+
+
+async def test_cluster_store_runs_scripts_relay_and_reads(cluster: PrivateRedisCluster) -> None:
+    """Every script runs on the slot's node: writes, replays, reads, the relay's claim and wait."""
+    client, store = await _store(cluster.url, wait_replicas=1)
+    try:
+        ids = await _some_writes(store, 0, 10)
+        replayed = await store.apply_many([(FindWorkerId(name="w0"), None)])
+        assert [ids[0]] == replayed
+        assert [DUPLICATE] == await store.apply_many(
+            [(WorkerConnected(workerid=ids[0], masterid=1, workerinfo={"n": 0}), f"c{ids[0]}")]
+        )
+        relay = RelayStore(store)
+        claim = await relay.claim(10_000, 1000)
+        revision, _ = await store.state()
+        assert claim.held
+        assert revision == claim.changes[-1].revision
+        await relay.wait(revision, block_ms=10)
+        assert ids == [w.id for w in await store.read_workers()]
+    finally:
+        await client.aclose()
+
+
+async def test_cluster_store_follows_a_slot_migration(cluster: PrivateRedisCluster) -> None:
+    """The prefix's slot moves to another master: MOVED is followed, the scripts found there."""
+    client, store = await _store(cluster.url)
+    try:
+        ids = await _some_writes(store, 0, 30)
+        slot = await cluster.keyslot(store.keys.epoch)
+        source = await cluster.owner(slot)
+        target = next(m for m in await cluster.masters() if m is not source)
+        assert await cluster.migrate_slot(slot, target) > 0
+        more = await _some_writes(store, 30, 10)
+        assert [*ids, *more] == [w.id for w in await store.read_workers()]
+        assert target is await cluster.owner(slot)
+    finally:
+        await client.aclose()
