@@ -24,8 +24,12 @@ $(RUN_STAMP): pyproject.toml
 
 install: $(VENV_STAMP)
 
+# Two passes: most tests three at a time (they mostly wait on the broker; one file per
+# worker), then the fault matrix, the failovers and the soak one at a time, since they
+# time recoveries and start private clusters (-s prints each case's line).
 test: $(VENV_STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 3 --dist loadfile -m "not faults and not ha and not soak"
+	$(PY) -m pytest -q -s -m "faults or ha or soak"
 
 # The high-availability tests alone (`make test` runs them too): private Sentinel sets,
 # Redis Clusters, a RabbitMQ cluster and registryd replicas; each failover prints its line.

@@ -271,6 +271,8 @@ async def test_s6_first_start_publishes_reset_and_ping_reports_the_epoch(wire: W
     assert 1 == (await wire.notes(1))[0].body["revision"]
 
 
+# 101,000 real changes: about a minute on a quiet machine, several on a loaded one.
+@pytest.mark.timeout(400)
 async def test_s6_old_history_requires_resync(
     tmp_path: Path, prefix: str, redis: Redis, amqp: AbstractConnection
 ) -> None:
