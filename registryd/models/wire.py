@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel
 
-from registryd.errors import BadRequest, RegistryError, UnknownMethod, UnknownType
+from registryd.errors import BadRequest, RegistryError, UnknownMethod, UnknownType, quote
 from registryd.models.ops import EVENTS, OPERATIONS, Operation
 from registryd.models.validation import parse_params
 
@@ -59,7 +59,7 @@ def event_model(body: bytes) -> tuple[type[Operation], dict[str, Any]]:
         raise BadRequest("event has no string 'type'")
     model = EVENTS.get(kind)
     if model is None:
-        raise UnknownType(f"unknown event type {kind!r}; known: {', '.join(sorted(EVENTS))}")
+        raise UnknownType(f"unknown event type {quote(kind)}; known: {', '.join(sorted(EVENTS))}")
     return model, data
 
 
@@ -79,7 +79,7 @@ def parse_request(body: bytes) -> Operation:
         raise BadRequest("'params' must be a JSON object")
     model = OPERATIONS.get(method)
     if model is None:
-        raise UnknownMethod(f"unknown method {method!r}")
+        raise UnknownMethod(f"unknown method {quote(method)}")
     return parse_params(model, params)
 
 
