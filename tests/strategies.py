@@ -142,6 +142,7 @@ BAD_IDS: St[object] = st.one_of(
     st.integers(min_value=MAX_ID + 1, max_value=10**40),
     st.floats(allow_nan=False, allow_infinity=False),
     st.sampled_from([Raw("1e400"), Raw("-0.0"), Raw("1E2"), Raw("2.0e0"), Raw("-1e400")]),
+    st.integers(4_301, 20_000).map(lambda n: Raw("1" * n)),  # valid JSON, too long for Python
     _text(max_size=5),
 )
 FLAGS: St[bool] = st.booleans()
@@ -222,6 +223,7 @@ BAD_INFOS: St[object] = st.one_of(
     _with_surrogate(st.just("v")).map(lambda v: {"host": [v]}),
     st.just({"huge": Raw("1e400")}),
     st.just({"n": [Raw("-1e999")]}),
+    st.integers(4_301, 20_000).map(lambda n: {"n": Raw("-" + "9" * n)}),
 )
 BUILDER_LISTS: St[list[int]] = st.lists(st.one_of(st.integers(1, 4), IDS), max_size=6)
 BAD_BUILDER_LISTS: St[object] = st.one_of(

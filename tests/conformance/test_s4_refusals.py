@@ -82,6 +82,8 @@ BAD_EVENTS = [
             (b"-1", "negative"),
             (b"null", "null"),
             (b"9007199254740992", "2**53"),
+            # Valid JSON that Python will not convert (over 4,300 digits): once bad_request.
+            (b"1" * 5000, "5000-digits"),
         ]
     ],
     _case(
