@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "QUOTE_LIMIT",
     "BadRequest",
     "ConfigError",
     "Crashed",
@@ -25,7 +26,25 @@ __all__ = [
     "UnknownMethod",
     "UnknownType",
     "error_for_code",
+    "quote",
 ]
+
+#: How much of a value a client sent an error message quotes (a message goes into a dead
+#: letter's header, which must fit one AMQP frame, and into the log).
+QUOTE_LIMIT = 100
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, saying how long it was.
+
+    ``repr`` also escapes what must not reach a reply or a log raw: control characters
+    and lone surrogates.
+    """
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f" ({len(value)} characters)" if isinstance(value, str) else ""
+    return f"{text[:limit]}...{size}"
 
 
 class RegistryError(Exception):

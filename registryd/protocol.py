@@ -23,6 +23,7 @@ __all__ = [
     "JSON",
     "MASTER_EVENTS",
     "MASTER_KEY",
+    "MAX_REJECTED",
     "REJECTED_AT",
     "RESET_ROUTING_KEY",
     "USER_HEADER",
@@ -69,8 +70,18 @@ WORKER_KEY: Final = "workers.{id}.{event}"
 MASTER_KEY: Final = "masters.{id}.{event}"
 
 
+#: The longest error message a dead letter carries: its header must fit one AMQP frame
+#: (RabbitMQ's ``frame_max``, 128 KiB by default) together with the original properties.
+MAX_REJECTED: Final = 2000
+
+
 def rejected_message(message: str, at: datetime | None = None) -> str:
-    """A dead letter's error message with the time of rejection (ISO-8601 UTC, ms) at its end."""
+    """A dead letter's error message with the time of rejection (ISO-8601 UTC, ms) at its end.
+
+    A message over :data:`MAX_REJECTED` characters is cut there (and says so).
+    """
+    if len(message) > MAX_REJECTED:
+        message = f"{message[:MAX_REJECTED]}... (cut from {len(message)} characters)"
     when = (at or datetime.now(UTC)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return f"{message} {REJECTED_AT}{when}]"
 

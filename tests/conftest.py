@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractConnection
+from hypothesis import settings as hypothesis_settings
 from redis.asyncio import Redis
 
 from registryd.amqp.topology import delete_topology
@@ -26,6 +28,14 @@ from tests.harness import (
     start_daemon,
     unique_prefix,
 )
+
+#: Hypothesis profiles. ``ci``, the default, is bounded: a fixed number of examples and
+#: no per-example deadline (a live daemon's round trips vary with the machine's load).
+#: ``long`` is for a run by hand: ``pytest --hypothesis-profile=long`` or
+#: ``REGISTRYD_HYPOTHESIS_PROFILE=long``. Tests that fix their own counts keep them.
+hypothesis_settings.register_profile("ci", max_examples=100, deadline=None)
+hypothesis_settings.register_profile("long", max_examples=5_000, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("REGISTRYD_HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture

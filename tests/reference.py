@@ -14,6 +14,7 @@ in milliseconds since the Unix epoch, so the model and the store share one fake 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -41,6 +42,14 @@ def iso_utc(ms: int) -> str:
     """``ms`` since the epoch as ISO-8601 UTC with milliseconds, ending in ``Z``."""
     moment = _EPOCH + timedelta(milliseconds=ms)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def _differ(one: Json, other: Json) -> bool:
+    """Whether two JSON objects read differently: ``1``, ``1.0`` and ``true`` are three values.
+
+    Python's ``==`` says ``{"a": 1} == {"a": True}``; a client reading the record does not.
+    """
+    return json.dumps(one, sort_keys=True) != json.dumps(other, sort_keys=True)
 
 
 class UnknownWorkerError(Exception):
@@ -192,7 +201,7 @@ class ReferenceRegistry:
 
         def apply() -> None:
             worker = self._worker(workerid)
-            changed = masterid not in worker.connected_to or worker.workerinfo != workerinfo
+            changed = masterid not in worker.connected_to or _differ(worker.workerinfo, workerinfo)
             worker.connected_to.add(masterid)
             worker.workerinfo = copy.deepcopy(workerinfo)
             # README: a connect without a connection forgets the remembered one.

@@ -6,7 +6,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from registryd.errors import InvalidParams
+from registryd.errors import QUOTE_LIMIT, InvalidParams, quote
 
 __all__ = ["describe", "parse_params"]
 
@@ -18,11 +18,17 @@ _PLAIN = {
 }
 
 
+def _field(part: str | int) -> str:
+    """A field's name as given, or quoted when it is long or not printable (a client's key)."""
+    text = str(part)
+    return text if len(text) <= QUOTE_LIMIT and text.isprintable() else quote(part)
+
+
 def describe(error: ValidationError) -> str:
     """One line naming each bad field and what it must be: ``masterid: must be ...``."""
     parts = []
     for item in error.errors(include_url=False):
-        where = ".".join(str(part) for part in item["loc"]) or "params"
+        where = ".".join(_field(part) for part in item["loc"]) or "params"
         parts.append(f"{where}: {_PLAIN.get(item['type'], item['msg'])}")
     return "; ".join(parts)
 

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel
 
-from registryd.errors import BadRequest, RegistryError, UnknownMethod, UnknownType
+from registryd.errors import BadRequest, RegistryError, UnknownMethod, UnknownType, quote
 from registryd.models.ops import EVENTS, OPERATIONS, Operation
 from registryd.models.validation import parse_params
 
@@ -34,11 +34,25 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not JSON")
 
 
+def _parse_int(digits: str) -> int | float:
+    """A JSON integer; one too long for Python to convert (over 4,300 digits) is infinite.
+
+    Such a number is valid JSON, so refusing the body as ``bad_request`` would be wrong;
+    as a float it fails the field's own check (``invalid_params``), like ``1e400`` does.
+    """
+    try:
+        return int(digits)
+    except ValueError:
+        return float(digits)
+
+
 def _object(body: bytes) -> dict[str, Any]:
     if len(body) > MAX_BODY:
         raise BadRequest(f"body is {len(body)} bytes, over the limit of {MAX_BODY}")
     try:
-        data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        data = json.loads(
+            body.decode("utf-8"), parse_constant=_reject_constant, parse_int=_parse_int
+        )
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadRequest(f"body is not UTF-8 JSON: {exc}") from None
     except RecursionError:
@@ -59,7 +73,7 @@ def event_model(body: bytes) -> tuple[type[Operation], dict[str, Any]]:
         raise BadRequest("event has no string 'type'")
     model = EVENTS.get(kind)
     if model is None:
-        raise UnknownType(f"unknown event type {kind!r}; known: {', '.join(sorted(EVENTS))}")
+        raise UnknownType(f"unknown event type {quote(kind)}; known: {', '.join(sorted(EVENTS))}")
     return model, data
 
 
@@ -79,7 +93,7 @@ def parse_request(body: bytes) -> Operation:
         raise BadRequest("'params' must be a JSON object")
     model = OPERATIONS.get(method)
     if model is None:
-        raise UnknownMethod(f"unknown method {method!r}")
+        raise UnknownMethod(f"unknown method {quote(method)}")
     return parse_params(model, params)
 
 

@@ -44,6 +44,10 @@ BAD_EVENTS = [
         "nan-in-workerinfo",
     ),
     _case(b'{"type": "worker.exploded", "workerid": <w>}', "unknown_type", "exploded"),
+    # Found by tests/integration/test_generated_input.py: the refusal quoted the whole
+    # value, and a header over one AMQP frame made RabbitMQ close the daemon's connection
+    # at every redelivery (a loop until the delivery limit).
+    _case(b'{"type": "' + b"x" * 200_000 + b'"}', "unknown_type", "200000-characters"),
     _case(b'{"type": "", "masterid": 1}', "unknown_type", "empty"),
     _case(b'{"type": "Master.Heartbeat", "masterid": 1}', "unknown_type", "case"),
     _case(b'{"type": "masterHeartbeat", "masterid": 1}', "unknown_type", "rpc-name"),
@@ -78,6 +82,8 @@ BAD_EVENTS = [
             (b"-1", "negative"),
             (b"null", "null"),
             (b"9007199254740992", "2**53"),
+            # Valid JSON that Python will not convert (over 4,300 digits): once bad_request.
+            (b"1" * 5000, "5000-digits"),
         ]
     ],
     _case(
@@ -145,6 +151,18 @@ BAD_EVENTS = [
         "connection-empty",
     ),
     _case(b'{"type": "master.deconfigured"}', "invalid_params", "deconfigured-no-masterid"),
+    _case(
+        b'{"type": "worker.graceful", "workerid": <w>, "graceful": true, "'
+        + b"k" * 200_000
+        + b'": 1}',
+        "invalid_params",
+        "extra-field-named-200000-characters",
+    ),
+    _case(
+        b'{"type": "worker.graceful", "workerid": <w>, "graceful": true, "\\udc00": 1}',
+        "invalid_params",
+        "extra-field-named-lone-surrogate",
+    ),
     _case(b'{"type": "master.stopped", "masterid": [10]}', "invalid_params", "masterid-list"),
     _case(
         b'{"type": "master.stopped", "masterid": 10, "name": "m"}',

@@ -70,6 +70,8 @@ async def test_s5_bad_request_envelope(shared: Wire, body: bytes) -> None:
             for m in ["dropTables", "", "getworkers", "GetWorkers", "worker.connected", "__init__"]
         ],
         pytest.param(b'{"method": "dropTables"}', id="no-params"),
+        pytest.param(json.dumps({"method": "m" * 200_000}).encode(), id="200000-characters"),
+        pytest.param(json.dumps({"method": "get\udfff"}).encode(), id="lone-surrogate"),
     ],
 )
 async def test_s5_unknown_method(shared: Wire, body: bytes) -> None:
@@ -138,6 +140,10 @@ def _strict_cases() -> list[Any]:
         ("set_worker_paused", {"workerid": W, "paused": True, "pause_reason": 5}, "reason-number"),
         ("deconfigureAllWorkersForMaster", {}, "no-masterid"),
         ("masterStopped", {"masterid": 1, "name": "x"}, "name"),
+        # A client's awkward names (the generated input's overlong and unencodable keys):
+        # still one reply each, whose message quotes the name cut short.
+        ("ping", {"\ud800": 1}, "unknown-param-lone-surrogate"),
+        ("getWorkers", {"k" * 200_000: 1}, "unknown-param-200000-characters"),
     ]
     return [pytest.param(m, p, id=f"{m}-{name}") for m, p, name in cases]
 
