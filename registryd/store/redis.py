@@ -279,15 +279,24 @@ class RelayStore:
         self.token = token or secrets.token_hex(8)
 
     async def claim(
-        self, lock_ms: int, count: int, published: Published | None = None
+        self,
+        lock_ms: int,
+        count: int,
+        published: Published | None = None,
+        in_flight: Published | None = None,
     ) -> RelayClaim:
         """Take or keep the role for ``lock_ms``; the epoch, cursor, reset and what follows.
 
         ``published`` (what was confirmed since the last claim) is recorded in the same
         step, if this process still held the role in that epoch: one round trip a batch.
+        Entries are read after ``in_flight`` (sent, awaiting its confirms) if it is of the
+        current epoch and ahead of the cursor.
         """
         done = ("", "", "") if published is None else _published_args(published)
-        reply = await self.store.run_script("relay_claim", self.token, lock_ms, count, *done)
+        ahead = ("", "") if in_flight is None else _published_args(in_flight)[:2]
+        reply = await self.store.run_script(
+            "relay_claim", self.token, lock_ms, count, *done, *ahead
+        )
         held, epoch, cursor, reset, *rest = reply
         changes = [
             LoggedChange(int(rest[i]), _text(rest[i + 1]), rest[i + 2])
