@@ -8,6 +8,12 @@ registryd's figures, so a floor and its figure see the same machine.
 - publish with confirms, and consume+ack from a quorum queue (prefetch and acks as
   registryd's consumer: ``multiple`` acks per batch of what is waiting);
 - publish to consume latency at a steady rate;
+
+Every consumer here and in :mod:`bench.registry_paths` (the floors' and the
+notification subscriber) is :func:`consume`: deliveries taken from aiormq directly,
+as registryd's own consumer takes them. aio-pika's ``IncomingMessage`` decodes every
+property of every delivery; at thousands a second that made the bench's subscriber,
+not the daemon, the slowest part of what a row measured.
 - ``MGET`` of documents and ``json.loads`` of a reply (in :mod:`bench.suite`).
 """
 
@@ -19,13 +25,14 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
-from aio_pika.abc import AbstractIncomingMessage as Incoming
+from aiormq.abc import DeliveredMessage
 
 from bench.echo import EchoClient
 from bench.stats import FEWEST, latencies
 
 __all__ = [
     "Collector",
+    "consume",
     "consume_ack_seconds",
     "echo_latencies",
     "echo_rate",
@@ -98,6 +105,34 @@ async def publish_confirmed(
     return time.perf_counter() - started
 
 
+async def consume(
+    channel: AbstractChannel,
+    queue_name: str,
+    on_message: Callable[[DeliveredMessage], object],
+    *,
+    no_ack: bool,
+) -> str:
+    """Consume ``queue_name`` on ``channel``'s aiormq channel; the consumer tag.
+
+    ``on_message`` is called once per delivery, in order (aiormq runs each call as a
+    task, started in delivery order; a plain function runs to completion in its turn).
+    """
+    underlay = await channel.get_underlay_channel()
+
+    async def deliver(message: DeliveredMessage) -> None:
+        on_message(message)
+
+    consuming = await underlay.basic_consume(queue_name, deliver, no_ack=no_ack)
+    if consuming.consumer_tag is None:
+        raise RuntimeError(f"no consumer tag consuming {queue_name}")
+    return consuming.consumer_tag
+
+
+async def cancel(channel: AbstractChannel, tag: str) -> None:
+    """Stop a consumer :func:`consume` started."""
+    await (await channel.get_underlay_channel()).basic_cancel(tag)
+
+
 async def consume_ack_seconds(
     connection: AbstractConnection, queue_name: str, count: int, prefetch: int, batch: int
 ) -> float:
@@ -109,29 +144,34 @@ async def consume_ack_seconds(
     if declared.message_count != count:
         raise RuntimeError(f"{queue_name} holds {declared.message_count}, not {count}")
     done = asyncio.get_running_loop().create_future()
+    underlay = await channel.get_underlay_channel()
     seen = 0
+    acks: list[asyncio.Task[None]] = []
 
-    async def on_message(message: Incoming) -> None:
+    def on_message(message: DeliveredMessage) -> None:
         nonlocal seen
         seen += 1
-        if seen % batch == 0 or seen == count:
-            await message.ack(multiple=True)
+        if (seen % batch == 0 or seen == count) and message.delivery_tag is not None:
+            acks.append(
+                asyncio.ensure_future(underlay.basic_ack(message.delivery_tag, multiple=True))
+            )
         if seen == count and not done.done():
             done.set_result(None)
 
     started = time.perf_counter()
-    tag = await queue.consume(on_message)
+    tag = await consume(channel, queue_name, on_message, no_ack=False)
     await asyncio.wait_for(done, 120)
+    await asyncio.gather(*acks)
     elapsed = time.perf_counter() - started
-    await queue.cancel(tag)
+    await cancel(channel, tag)
     await channel.close()
     return elapsed
 
 
 class Collector:
-    """Receive times of numbered messages, keyed by what ``number`` reads from each."""
+    """Receive times of numbered messages, keyed by what ``number`` reads from each body."""
 
-    def __init__(self, expected: int, number: Callable[[Incoming], int | None]) -> None:
+    def __init__(self, expected: int, number: Callable[[bytes], int | None]) -> None:
         self.expected = expected
         self.number = number
         self.received: dict[int, float] = {}
@@ -140,9 +180,9 @@ class Collector:
         self.repeats = 0
         self._done = asyncio.Event()
 
-    def __call__(self, message: Incoming) -> None:
-        """Record one delivery (the consumer's callback)."""
-        n = self.number(message)
+    def __call__(self, body: bytes) -> None:
+        """Record one delivery's body (the consumer's callback)."""
+        n = self.number(body)
         if n is None:
             self.others += 1
             return
@@ -183,12 +223,8 @@ async def publish_consume_latencies(
 ) -> list[float]:
     """Seconds from publish to delivery of ``count`` persistent messages sent at ``rate``/s."""
     queue = await channel.declare_queue(queue_name, exclusive=True, auto_delete=True)
-    collector = Collector(count, lambda m: int(m.body))
-
-    async def on_message(message: Incoming) -> None:
-        collector(message)
-
-    tag = await queue.consume(on_message, no_ack=True)
+    collector = Collector(count, int)
+    tag = await consume(channel, queue.name, lambda m: collector(m.body), no_ack=True)
     exchange = channel.default_exchange
 
     async def send(i: int) -> None:
@@ -197,5 +233,5 @@ async def publish_consume_latencies(
 
     sent = await paced(rate, count, send)
     await collector.wait(30)
-    await queue.cancel(tag)
+    await cancel(channel, tag)
     return [collector.received[i] - sent[i] for i in range(count)]

@@ -2,8 +2,9 @@
 
 The daemon is a ``registryd serve`` process; everything here runs in the benchmark
 client's process: the client library (:class:`registryd.client.RegistryClient`) for
-RPC, bare aio-pika for events and for the subscriber (an exclusive queue bound to the
-notifications exchange), and the daemon's own :class:`registryd.service.Registry` over
+RPC, bare aio-pika for events, aiormq for the subscriber (an exclusive queue bound to
+the notifications exchange, consumed as the floors consume: :func:`bench.floors.consume`),
+and the daemon's own :class:`registryd.service.Registry` over
 the same Redis for the reply bodies (what the daemon computes for a reply, without
 RabbitMQ).
 """
@@ -19,10 +20,10 @@ from dataclasses import dataclass
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
-from aio_pika.abc import AbstractIncomingMessage as Incoming
+from aiormq.abc import DeliveredMessage
 
 from bench import fleet
-from bench.floors import Collector, paced, publish_confirmed
+from bench.floors import Collector, consume, paced, publish_confirmed
 from bench.population import apply_all, relay_caught_up
 from registryd.client import RegistryClient
 from registryd.errors import TooLarge
@@ -48,11 +49,12 @@ __all__ = [
     "reason_number",
 ]
 
-Sink = Callable[[Incoming], None]
+#: What receives each notification's body.
+Sink = Callable[[bytes], None]
 
 
 class Subscriber:
-    """An exclusive queue on the notifications exchange; deliveries go to :attr:`sink`."""
+    """An exclusive queue on the notifications exchange; bodies go to :attr:`sink`."""
 
     def __init__(self, channel: AbstractChannel, queue: AbstractQueue, names: Names) -> None:
         self.channel = channel
@@ -66,14 +68,14 @@ class Subscriber:
         """Declare the queue (unbound: the populate's notifications do not reach it)."""
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
         subscriber = cls(channel, queue, names)
-        await queue.consume(subscriber._on_message, no_ack=True)
+        await consume(channel, queue.name, subscriber._on_message, no_ack=True)
         return subscriber
 
-    async def _on_message(self, message: Incoming) -> None:
+    def _on_message(self, message: DeliveredMessage) -> None:
         if self._barrier is not None and message.body == self._barrier[0]:
             self._barrier[1].set()
         elif self.sink is not None:
-            self.sink(message)
+            self.sink(message.body)
 
     async def bind(self) -> None:
         """Receive every worker and master notification."""
@@ -101,12 +103,12 @@ class Subscriber:
         self._barrier = None
 
 
-def reason_number(tag: str) -> Callable[[Incoming], int | None]:
+def reason_number(tag: str) -> Callable[[bytes], int | None]:
     """Reads ``n`` from a notification whose worker's pause reason is ``<tag>-<n>``."""
     prefix = tag + "-"
 
-    def number(message: Incoming) -> int | None:
-        reason = json.loads(message.body).get("worker", {}).get("pause_reason")
+    def number(body: bytes) -> int | None:
+        reason = json.loads(body).get("worker", {}).get("pause_reason")
         if isinstance(reason, str) and reason.startswith(prefix):
             return int(reason.removeprefix(prefix))
         return None
@@ -197,9 +199,9 @@ async def raw_listing(client: RegistryClient, params: dict[str, object]) -> tupl
             return listed, calls
 
 
-def _expiry_number(message: Incoming) -> int | None:
+def _expiry_number(body: bytes) -> int | None:
     """A worker notification of the expiring master: the worker's id; its expiry: 0."""
-    note = json.loads(message.body)
+    note = json.loads(body)
     if note.get("masterid") != fleet.EXPIRY_MASTER:
         return None
     if "master" in note:  # its own: "active" after the heartbeat, then "expired"

@@ -264,7 +264,7 @@ def main() -> None:
     if args.json:
         data = {
             "machine": about,
-            "plan": dataclasses.asdict(plan),
+            "plan": {**dataclasses.asdict(plan), "sections": sorted(plan.sections)},
             "rows": [to_json(r) for r in rows],
         }
         args.json.write_text(json.dumps(data, indent=1))

@@ -134,11 +134,17 @@ class RelayLog(Protocol):
     """The relay's view of the change log: one process at a time publishes it."""
 
     async def claim(
-        self, lock_ms: int, count: int, published: Published | None = None
+        self,
+        lock_ms: int,
+        count: int,
+        published: Published | None = None,
+        in_flight: Published | None = None,
     ) -> RelayClaim:
         """Take or keep the role; the epoch, cursor, pending reset and what follows.
 
         ``published`` is recorded first, as :meth:`advance` would, in the same step.
+        What follows is read after ``in_flight``'s revision (a batch sent, not yet
+        confirmed, so not recorded) when that is the current epoch, else after the cursor.
         """
 
     async def wait(self, cursor: int, block_ms: int) -> None:

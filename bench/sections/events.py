@@ -163,7 +163,7 @@ async def expiry_rows(ctx: Context, n: int) -> list[Row]:
         section, n, "lease end → last notification", expired, "s", floor=relay,
         floor_label="relay: one step changing 5,000 workers → last notification",
         target=at_most(1.0, "figure", "s"),
-        note="expiry passes run every second",
+        note="expiry passes run at the earliest lease end (Redis clock), at least every second",
     )  # fmt: skip
     if problems:
         row.error = "; ".join(problems)

@@ -112,13 +112,32 @@ class BatchPublisher:
         Raises what aiormq raises for a nack (``DeliveryError``) or a closed channel, and
         ``TimeoutError`` when the confirms take longer than :attr:`confirm_timeout` s.
         """
+        await self.confirmed(await self.send(messages))
+
+    async def send(self, messages: Sequence[tuple[str, bytes]]) -> list[asyncio.Future[object]]:
+        """Queue the frames of ``messages``, in order; their confirms, for :meth:`confirmed`.
+
+        Batches sent one after another reach the broker in that order, so a caller may
+        send the next batch before the previous one is confirmed.
+        """
         if not messages:
-            return
-        payload = self.encode(messages)
+            return []
         async with asyncio.timeout(self.confirm_timeout):
-            confirmations = await self._write(payload, len(messages))
+            return await self._write(self.encode(messages), len(messages))
+
+    async def confirmed(self, confirmations: list[asyncio.Future[object]]) -> None:
+        """Return once every confirm of a batch :meth:`send` queued came back (as ``publish``)."""
+        if not confirmations:
+            return
+        async with asyncio.timeout(self.confirm_timeout):
+            # Confirms come back in order nearly always: one wait for the last, then
+            # the rest are done (a nack among them raises from ``result``).
+            await confirmations[-1]
             for confirmation in confirmations:
-                await confirmation
+                if confirmation.done():
+                    confirmation.result()
+                else:
+                    await confirmation
 
     async def _write(self, payload: bytes, count: int) -> list[asyncio.Future[object]]:
         """Take ``count`` delivery tags and queue the frames, as one step under the lock."""

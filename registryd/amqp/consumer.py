@@ -186,7 +186,10 @@ class EventConsumer:
         last = batch[-1]
         if last.delivery_tag is None:  # only an empty basic.get has none
             raise Internal("a delivery without a delivery tag")
-        await last.channel.basic_ack(last.delivery_tag, multiple=True)
+        # Queued for the connection's writer without waiting for the socket write (an
+        # ack has no reply): the next batch is read and applied meanwhile. Its frame
+        # still follows this commit, and a lost connection redelivers the batch.
+        await last.channel.basic_ack(last.delivery_tag, multiple=True, wait=False)
 
     def _count_refused(self, kind: str, code: str) -> None:
         self.metrics.events.labels("dead_lettered").inc()

@@ -6,6 +6,12 @@ relay only has to follow the log: publish a batch of entries with publisher conf
 cursor in Redis (with the next claim, in the same script: one round trip a batch). A
 crash between the two publishes again after the restart (at least once). One process at
 a time holds the relay role, through a lock in Redis.
+
+Two batches are in flight at most: batch N+1 is read (after batch N's last revision)
+and its frames written while batch N's confirms are still coming back, on the same
+channel, so the broker receives them in revision order. The cursor only ever moves to a
+batch whose confirms, and all earlier ones', came back: a nack or a lost channel raises
+before any later batch is recorded, and everything after the cursor is published again.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ class Relay:
         self.batch = batch
         #: Confirmed by the broker, recorded in the log with the next claim (or on exit).
         self._published: Published | None = None
+        #: Sent, its confirms not awaited yet: what it will record, and the confirms.
+        self._in_flight: tuple[Published, list[asyncio.Future[object]]] | None = None
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Relay until ``stopping`` is set; a Redis failure is retried, a broker one raises.
@@ -74,6 +82,10 @@ class Relay:
 
     async def _release(self) -> None:
         try:
+            await self._confirm_in_flight()  # sent before the stop: recorded once confirmed
+        except Exception as exc:  # noqa: BLE001 - shutting down: it is published again
+            log.warning("last batch unconfirmed; published again by the next relay", error=str(exc))
+        try:
             if self._published is not None:  # confirmed, not yet recorded: record it now
                 published, self._published = self._published, None
                 await self.log_store.advance(published.epoch, published.revision, published.reset)
@@ -82,9 +94,17 @@ class Relay:
             log.warning("relay role not released; it lapses by itself", error=str(exc))
 
     async def _step(self) -> None:
-        # The last batch's record rides on this claim: one Redis round trip per batch.
-        claim = await self.log_store.claim(_LOCK_MS, self.batch, self._published)
+        # The last confirmed batch's record rides on this claim (one Redis round trip per
+        # batch); what follows is read after the batch still in flight.
+        in_flight = self._in_flight[0] if self._in_flight is not None else None
+        claim = await self.log_store.claim(_LOCK_MS, self.batch, self._published, in_flight)
         self._published = None
+        nothing_behind = not claim.held or claim.pending_reset or not claim.changes
+        if nothing_behind and self._in_flight is not None:
+            # The batch in flight is confirmed first (recorded by the next claim), so a
+            # reset goes out after it, in order, and no confirm waits for new changes.
+            await self._confirm_in_flight()
+            return
         if not claim.held:
             self.metrics.not_relaying()
             await asyncio.sleep(1.0)
@@ -97,23 +117,55 @@ class Relay:
         if not changes:
             await self.log_store.wait(claim.cursor, block_ms=1000)
             return
-        if changes[0].revision > claim.cursor + 1:
+        after = in_flight.revision if in_flight and in_flight.epoch == claim.epoch else None
+        expected = max(claim.cursor, after or 0) + 1
+        if changes[0].revision > expected:
             log.error(
                 "relay fell behind the retained change log; notifications lost",
-                first_missing=claim.cursor + 1,
+                first_missing=expected,
                 next_retained=changes[0].revision,
             )
-        await self._publish(changes)
-        self._published = Published(claim.epoch, revision=changes[-1].revision)
+        await self._publish(claim.epoch, changes)
 
-    async def _publish(self, changes: list[LoggedChange]) -> None:
-        # One write in revision order, then every confirm: a nack or a lost channel
-        # raises before the cursor moves, so the batch is published again.
-        await self.publisher.publish([(change.routing_key, change.body) for change in changes])
-        self.metrics.notifications.inc(len(changes))
+    async def _publish(self, epoch: str, changes: list[LoggedChange]) -> None:
+        # This batch's frames go out behind the previous batch's, then the previous
+        # batch's confirms are awaited: a nack or a lost channel raises before the cursor
+        # moves past it, so it and this batch are published again.
+        sent = await self.publisher.send([(c.routing_key, c.body) for c in changes])
+        previous = self._in_flight
+        self._in_flight = None
+        if previous is not None:
+            try:
+                await self.publisher.confirmed(previous[1])
+            except BaseException:
+                _forget(sent)  # published again from the cursor, with the previous batch
+                raise
+            self._published = previous[0]
+            self.metrics.notifications.inc(len(previous[1]))
+        self._in_flight = (Published(epoch, revision=changes[-1].revision), sent)
+
+    async def _confirm_in_flight(self) -> None:
+        if self._in_flight is None:
+            return
+        published, sent = self._in_flight
+        self._in_flight = None
+        await self.publisher.confirmed(sent)
+        self._published = published
+        self.metrics.notifications.inc(len(sent))
 
     async def _publish_reset(self, claim: RelayClaim) -> None:
         body = json.dumps({"event": "reset", "epoch": claim.pending_reset, "revision": 0})
         await self.publisher.publish([(RESET_ROUTING_KEY, body.encode())])
         self._published = Published(claim.epoch, reset=claim.pending_reset)
         log.info("reset notification published", epoch=claim.pending_reset)
+
+
+def _forget(confirmations: list[asyncio.Future[object]]) -> None:
+    """Mark a dropped batch's confirms as seen: their failure is its predecessor's."""
+    for confirmation in confirmations:
+        confirmation.add_done_callback(_retrieve)
+
+
+def _retrieve(confirmation: asyncio.Future[object]) -> None:
+    if not confirmation.cancelled():
+        confirmation.exception()

@@ -449,18 +449,25 @@ class RelayStore:
         self.token = token or secrets.token_hex(8)
 
     async def claim(
-        self, lock_ms: int, count: int, published: Published | None = None
+        self,
+        lock_ms: int,
+        count: int,
+        published: Published | None = None,
+        in_flight: Published | None = None,
     ) -> RelayClaim:
         """Take or keep the role for ``lock_ms``; the epoch, cursor, reset and what follows.
 
         ``published`` (what was confirmed since the last claim) is recorded in the same
         step, if this process still held the role in that epoch: one round trip a batch.
+        Entries are read after ``in_flight`` (sent, awaiting its confirms) if it is of the
+        current epoch and ahead of the cursor.
         """
         done = ("", "", "") if published is None else _published_args(published)
+        ahead = ("", "") if in_flight is None else _published_args(in_flight)[:2]
         # Durable: the claim writes its lock, so WAIT covers every change it read; the
         # relay never publishes a change that a failover could take back.
         reply = await self.store.run_script(
-            "relay_claim", self.token, lock_ms, count, *done, durable=True
+            "relay_claim", self.token, lock_ms, count, *done, *ahead, durable=True
         )
         held, epoch, cursor, reset, *rest = reply
         changes = [

@@ -26,9 +26,10 @@ from registryd.models import (
     WorkerConnected,
     WorkerDisconnected,
 )
-from registryd.ports import DUPLICATE
+from registryd.ports import DUPLICATE, Published
 from registryd.service import Registry
 from registryd.store import RedisStore, StoreSettings
+from registryd.store.redis import RelayStore
 from tests.integration.support import (
     changes_since,
     log_entries,
@@ -632,3 +633,21 @@ async def test_last_retained_changes_stay_readable(store: RedisStore) -> None:
         await store.find_worker_id(f"w{i}")
     page = await store.read_changes(250 - RETAIN, 1000)
     assert list(range(251 - RETAIN, 251)) == [c.revision for c in page.changes]
+
+
+async def test_relay_claim_reads_after_the_batch_in_flight(store: RedisStore) -> None:
+    """A batch sent but not confirmed is not recorded; the next claim reads past it."""
+    for name in ("r1", "r2", "r3"):
+        await new_worker(store, name)
+    top = await revision(store)
+    relay = RelayStore(store)
+    first = await relay.claim(LEASE, top - 1)  # all but the last
+    sent = [c.revision for c in first.changes]
+    assert sent == list(range(1, top))
+    in_flight = Published(first.epoch, revision=sent[-1])
+    ahead = await relay.claim(LEASE, 10, in_flight=in_flight)
+    assert (ahead.cursor, [c.revision for c in ahead.changes]) == (first.cursor, [top])
+    other_epoch = await relay.claim(LEASE, 10, in_flight=Published("old", revision=sent[-1]))
+    assert [c.revision for c in other_epoch.changes] == [*sent, top]
+    recorded = await relay.claim(LEASE, 10, published=in_flight)
+    assert (recorded.cursor, [c.revision for c in recorded.changes]) == (sent[-1], [top])

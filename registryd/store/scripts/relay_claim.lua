@@ -5,7 +5,9 @@
 -- returned, and a pending reset is seen before them.
 -- ARGV: 6 this process's token  7 lock time in ms  8 the most entries to read
 --   9 epoch of what was published ('' = nothing to record)  10 last revision published
---   ('' = none)  11 reset epoch whose notification was published ('' = none).
+--   ('' = none)  11 reset epoch whose notification was published ('' = none)
+--   12 epoch of a batch still awaiting its confirms ('' = none)  13 its last revision:
+--   entries are read after it rather than after the cursor, if that epoch is current.
 -- Returns {1 if this process holds the role, the epoch or '', the relay cursor, the
 -- pending reset epoch or '', then per entry after the cursor: revision, routing key, body}.
 local holder = redis.call('GET', K_RELAY_LOCK)
@@ -16,8 +18,11 @@ if holder and A[4] ~= '' and (redis.call('GET', K_EPOCH) or '') == A[4] then
 end
 redis.call('SET', K_RELAY_LOCK, A[1], 'PX', A[2])
 local cursor = tonumber(redis.call('GET', K_CURSOR) or '0')
-local out = {1, redis.call('GET', K_EPOCH) or '', cursor, redis.call('GET', K_RESET) or ''}
-local entries = redis.call('XRANGE', K_CHANGES, '(' .. string.format('%d', cursor) .. '-1', '+', 'COUNT', tonumber(A[3]))
+local epoch = redis.call('GET', K_EPOCH) or ''
+local out = {1, epoch, cursor, redis.call('GET', K_RESET) or ''}
+local after = cursor
+if A[7] ~= '' and A[8] ~= '' and A[7] == epoch and tonumber(A[8]) > cursor then after = tonumber(A[8]) end
+local entries = redis.call('XRANGE', K_CHANGES, '(' .. string.format('%d', after) .. '-1', '+', 'COUNT', tonumber(A[3]))
 for _, e in ipairs(entries) do
   local f, key, body = e[2], '', ''
   for i = 1, #f, 2 do
