@@ -17,6 +17,7 @@ import struct
 from collections.abc import Sequence
 
 import aiormq
+import structlog
 from aiormq.abc import ChannelFrame
 from pamqp import commands as spec
 from pamqp import frame as pamqp_frame
@@ -24,6 +25,8 @@ from pamqp.constants import FRAME_END
 from pamqp.header import ContentHeader
 
 __all__ = ["BatchPublisher", "encode_publish"]
+
+log = structlog.get_logger(__name__)
 
 _METHOD_FRAME, _BODY_FRAME = 1, 3
 _FRAME_HEADER = struct.Struct(">BHI")
@@ -89,12 +92,15 @@ class BatchPublisher:
         properties: spec.Basic.Properties,
         *,
         confirm_timeout: float = 5.0,
+        confirm_patience: float = 60.0,
     ) -> None:
         if not channel.publisher_confirms:
             raise ValueError("a batch publisher needs a channel in confirm mode")
         self.channel = channel
         self.exchange = exchange
         self.confirm_timeout = confirm_timeout
+        #: How long confirms may be slow, on an open channel, before the batch fails.
+        self.confirm_patience = confirm_patience
         self._header = _header_template(channel.number, properties)
 
     def encode(self, messages: Sequence[tuple[str, bytes]]) -> bytes:
@@ -126,18 +132,42 @@ class BatchPublisher:
             return await self._write(self.encode(messages), len(messages))
 
     async def confirmed(self, confirmations: list[asyncio.Future[object]]) -> None:
-        """Return once every confirm of a batch :meth:`send` queued came back (as ``publish``)."""
+        """Return once every confirm of a batch :meth:`send` queued came back (as ``publish``).
+
+        Slow confirms on an open channel are waited for, with a warning every
+        :attr:`confirm_timeout` s, up to :attr:`confirm_patience` s: a busy broker must not
+        end the session (the next one would send the same batch again, and be as slow).
+        A closed channel or connection fails the confirms at once (aiormq's doing); only
+        a broker that holds them longer than the patience raises ``TimeoutError``.
+        """
         if not confirmations:
             return
-        async with asyncio.timeout(self.confirm_timeout):
-            # Confirms come back in order nearly always: one wait for the last, then
-            # the rest are done (a nack among them raises from ``result``).
-            await confirmations[-1]
-            for confirmation in confirmations:
-                if confirmation.done():
-                    confirmation.result()
-                else:
-                    await confirmation
+        # Confirms come back in order nearly always: one wait for the last, then the
+        # rest are done (a nack among them raises from ``result``).
+        await self._patiently(confirmations[-1], confirmations)
+        for confirmation in confirmations:
+            if not confirmation.done():
+                await self._patiently(confirmation, confirmations)
+            confirmation.result()
+
+    async def _patiently(
+        self, confirmation: asyncio.Future[object], batch: list[asyncio.Future[object]]
+    ) -> None:
+        waited = 0.0
+        while True:
+            # asyncio.wait, not a timeout: a timeout would cancel aiormq's future.
+            done, _ = await asyncio.wait({confirmation}, timeout=self.confirm_timeout)
+            if done:
+                return
+            waited += self.confirm_timeout
+            pending = sum(not c.done() for c in batch)
+            if waited >= self.confirm_patience:
+                raise TimeoutError(
+                    f"{pending} publisher confirms not back after {waited:.0f} s on an open channel"
+                )
+            log.warning(
+                "publisher confirms are slow; still waiting", seconds=waited, pending=pending
+            )
 
     async def _write(self, payload: bytes, count: int) -> list[asyncio.Future[object]]:
         """Take ``count`` delivery tags and queue the frames, as one step under the lock."""
