@@ -334,15 +334,8 @@ class RedisStore:
 
         Negative when a lease has already ended (an expiry pass is due).
         """
-        with redis_errors():
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.time()
-                pipe.zrange(self.keys.leases, 0, 0, withscores=True)
-                (seconds, micros), earliest = await pipe.execute()
-        if not earliest:
-            return None
-        now_ms = int(seconds) * 1000 + int(micros) // 1000
-        return (float(earliest[0][1]) - now_ms) / 1000
+        ms = await self.run_script("next_lease_end")
+        return None if ms is None else int(ms) / 1000
 
     # Reads -------------------------------------------------------------------------------
 

@@ -769,3 +769,15 @@ async def test_only_masters_past_their_lease_expire(store: RedisStore) -> None:
     await store.apply(MasterHeartbeat(masterid=12), now_ms=T0 + 1_000)
     assert [10, 12] == sorted(await store.expire_masters(now_ms=T0 + LEASE + 2_000))
     assert {10: False, 11: True, 12: False} == {m.id: m.active for m in await store.read_masters()}
+
+
+async def test_next_lease_end_is_the_earliest_lease_by_redis_clock(store: RedisStore) -> None:
+    """No lease: None; after heartbeats, the earliest lease's end, in seconds from now."""
+    assert await store.next_lease_end() is None
+    await store.apply(MasterHeartbeat(masterid=10))
+    await store.apply(MasterHeartbeat(masterid=11))
+    lease = store.settings.master_lease_ms / 1000
+    assert 0 < await store.next_lease_end() <= lease  # type: ignore[operator]
+    await store.apply(MasterStopped(masterid=10))
+    await store.apply(MasterStopped(masterid=11))
+    assert await store.next_lease_end() is None
