@@ -23,7 +23,8 @@ def test_every_write_has_its_script(op: type[Operation]) -> None:
 def test_every_script_is_a_write_or_a_named_read() -> None:
     """No script lies unused: each is a write's, or one the store calls by name."""
     reads = {
-        "init_epoch", "migrate", "expire_masters", "read_workers", "read_masters", "read_changes",
+        "init_epoch", "migrate", "expire_masters", "next_lease_end", "read_workers", "read_masters",
+        "read_changes",
         "relay_claim", "relay_advance", "relay_release",
     }  # fmt: skip
     assert set(SOURCES) == reads | {script_for(op) for op in WRITES}
