@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.harness import PrivateRabbit, ServerTls
+from tests.harness import PrivateRabbit, PrivateRedisCluster, PrivateSentinelSet, ServerTls
 from tests.harness.tls import UNLISTED_HOST, Pki, make_pki
 
 
@@ -42,3 +42,25 @@ def private_rabbit(pki: Pki) -> Iterator[PrivateRabbit]:
         yield node
     finally:
         asyncio.run(node.stop())
+
+
+@pytest.fixture
+async def sentinel_set() -> AsyncIterator[PrivateSentinelSet]:
+    """A master, one replica, three sentinels (one set per test: tests kill its master)."""
+    servers = PrivateSentinelSet()
+    try:
+        await servers.start()
+        yield servers
+    finally:
+        servers.stop()
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[PrivateRedisCluster]:
+    """A Redis Cluster of three masters with one replica each (one per test)."""
+    servers = PrivateRedisCluster(masters=3, replicas=1)
+    try:
+        await servers.start()
+        yield servers
+    finally:
+        servers.stop()

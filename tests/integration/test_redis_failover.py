@@ -6,8 +6,6 @@ seconds until ready again) and fails on any difference from the model.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from aio_pika.abc import AbstractConnection
 
@@ -25,17 +23,6 @@ from tests.harness import (
 from tests.harness.faults import Burst, Fault
 
 pytestmark = [pytest.mark.integration, pytest.mark.ha, pytest.mark.timeout(180)]
-
-
-@pytest.fixture
-async def sentinel_set() -> AsyncIterator[PrivateSentinelSet]:
-    """A master, one replica, three sentinels; stopped by PID afterwards."""
-    servers = PrivateSentinelSet()
-    try:
-        await servers.start()
-        yield servers
-    finally:
-        servers.stop()
 
 
 async def _burst(settings: Settings, amqp: AbstractConnection, case: str, fault: Fault) -> None:

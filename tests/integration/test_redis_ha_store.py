@@ -5,8 +5,6 @@ Each test builds its own private topology (tests.harness.redis_ha) and stops it 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from registryd.errors import Unavailable
@@ -22,28 +20,6 @@ from tests.harness import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.ha]
-
-
-@pytest.fixture
-async def sentinel_set() -> AsyncIterator[PrivateSentinelSet]:
-    """A master, one replica, three sentinels."""
-    servers = PrivateSentinelSet()
-    try:
-        await servers.start()
-        yield servers
-    finally:
-        servers.stop()
-
-
-@pytest.fixture
-async def cluster() -> AsyncIterator[PrivateRedisCluster]:
-    """Three masters, one replica each."""
-    servers = PrivateRedisCluster(masters=3, replicas=1)
-    try:
-        await servers.start()
-        yield servers
-    finally:
-        servers.stop()
 
 
 async def _store(url: str, wait_replicas: int = 0) -> tuple[RedisClient, RedisStore]:
