@@ -22,8 +22,10 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import (
+    AskError,
     ClusterDownError,
     ClusterError,
+    MovedError,
     NoScriptError,
     ReadOnlyError,
     ResponseError,
@@ -64,10 +66,11 @@ _BACKEND_DOWN = (
     SlotNotCoveredError,
 )
 #: Replies that say "not now" rather than "no": a demoted master (READONLY), a replica
-#: still loading, a cluster slot moving (TRYAGAIN) or without a master. The write did
-#: not happen; it is retried like a lost connection, never refused.
-#: redis-py turns the first three into classes and strips their code from the text.
-_NOT_NOW_ERRORS = (ReadOnlyError, TryAgainError, ClusterDownError)
+#: still loading, a cluster slot moving (TRYAGAIN, ASK) or moved (MOVED, a batch's
+#: scripts are not redirected one by one) or without a master. The write did not
+#: happen; it is retried like a lost connection, never refused.
+#: redis-py turns these classes' codes into classes and strips them from the text.
+_NOT_NOW_ERRORS = (ReadOnlyError, TryAgainError, ClusterDownError, AskError, MovedError)
 _NOT_NOW: Final = ("READONLY ", "LOADING ", "MASTERDOWN ", "CLUSTERDOWN ", "TRYAGAIN ", "BUSY ")
 #: What a write script returns for an already-seen ``message_id`` (``_lib.lua``).
 _LUA_DUPLICATE: Final = -1
@@ -297,10 +300,28 @@ class RedisStore:
         durable = bool(self.settings.wait_replicas)
         node = await self._wait_step(pipe) if durable else None
         with redis_errors():
-            replies: list[Any] = await pipe.execute(raise_on_error=False)
+            replies = await self._send(pipe)
         if durable:
             *replies, _, reached = replies
             self._replicated(reached, node)
+        return replies
+
+    async def _send(self, pipe: Any) -> list[Any]:  # noqa: ANN401 - either kind of pipeline
+        """Execute a batch's pipeline; on a cluster, all of it on one node or not at all.
+
+        redis-py would re-send each redirected (MOVED) command on its own and go on past
+        one that fails there; the batch's retry would then apply that one after later
+        events, out of queue order. So nothing is redirected: a moved slot fails the
+        batch as ``Unavailable``, the slot table is read again, and the retry sends the
+        whole batch to the new master, where what the old one applied before the move
+        is a duplicate.
+        """
+        if not isinstance(self.redis, RedisCluster):
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+            return replies
+        replies = await pipe.execute(raise_on_error=False, allow_redirections=False)
+        if any(isinstance(r, AskError) for r in replies):  # MovedError is an AskError
+            await self.redis.nodes_manager.initialize()
         return replies
 
     async def load_scripts(self) -> None:

@@ -138,3 +138,29 @@ async def test_cluster_store_follows_a_slot_migration(cluster: PrivateRedisClust
         assert target is await cluster.owner(slot)
     finally:
         await client.aclose()
+
+
+async def test_cluster_batch_meeting_a_moved_slot_is_retried_whole_in_order(
+    cluster: PrivateRedisCluster,
+) -> None:
+    """A batch sent to a demoted master fails whole; its retry applies it in order.
+
+    The store's slot table is stale after the failover: redis-py would re-send each
+    MOVED script alone and carry on past one that failed, so a retried batch could
+    apply events out of queue order (the failure CI once saw in the failover burst).
+    """
+    client, store = await _store(cluster.url)
+    try:
+        ids = await _some_writes(store, 0, 5)
+        before, _ = await store.state()
+        await cluster.fail_over(await cluster.keyslot(store.keys.epoch))
+        ops = [
+            (WorkerConfigured(workerid=w, masterid=2, builderids=[100 + w]), f"x{w}") for w in ids
+        ]
+        with pytest.raises(Unavailable, match="MovedError"):
+            await store.apply_many(ops)
+        assert (before, [1] * 5) == ((await store.state())[0], await store.apply_many(ops))
+        page = await store.read_changes(before, 100)
+        assert ids == [c.workerid for c in page.changes if c.revision > before]
+    finally:
+        await client.aclose()
