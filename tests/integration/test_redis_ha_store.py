@@ -8,7 +8,13 @@ from __future__ import annotations
 import pytest
 
 from registryd.errors import Unavailable
-from registryd.models import FindWorkerId, MasterHeartbeat, WorkerConfigured, WorkerConnected
+from registryd.models import (
+    FindWorkerId,
+    MasterHeartbeat,
+    WorkerChange,
+    WorkerConfigured,
+    WorkerConnected,
+)
 from registryd.ports import DUPLICATE
 from registryd.store import Keys, RedisClient, RedisStore, RelayStore, StoreSettings
 from tests.harness import (
@@ -161,6 +167,8 @@ async def test_cluster_batch_meeting_a_moved_slot_is_retried_whole_in_order(
             await store.apply_many(ops)
         assert (before, [1] * 5) == ((await store.state())[0], await store.apply_many(ops))
         page = await store.read_changes(before, 100)
-        assert ids == [c.workerid for c in page.changes if c.revision > before]
+        assert ids == [
+            c.workerid for c in page.changes if isinstance(c, WorkerChange) and c.revision > before
+        ]
     finally:
         await client.aclose()
