@@ -22,7 +22,14 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from bench.echo import EchoClient
 from bench.profile import Profiler
 from bench.registry_paths import Subscriber
-from bench.services import BenchNames, Child, clean_up, start_daemon, start_echo
+from bench.services import (
+    BenchNames,
+    Child,
+    clean_up,
+    start_daemon,
+    start_echo,
+    start_forwarder,
+)
 from bench.stats import Stat
 from registryd.client import RegistryClient
 from registryd.protocol import Names
@@ -88,6 +95,8 @@ class Context:
     daemon: Child
     echo_server: Child
     echo: EchoClient
+    #: The bare relay of the ingest path's second floor (:mod:`bench.forwarder`).
+    forwarder: Child
     client: RegistryClient
     subscriber: Subscriber
     events: AbstractExchange
@@ -154,7 +163,7 @@ async def _enter(
     redis = Redis.from_pool(BlockingConnectionPool.from_url(redis_url, max_connections=64))
     stack.push_async_callback(redis.aclose)
     names = BenchNames(prefix)
-    progress(f"prefix {prefix}: starting registryd serve and the echo server")
+    progress(f"prefix {prefix}: starting registryd serve, the echo server and the bare relay")
     daemon = await start_daemon(amqp_url, redis_url, prefix, logdir)
     stack.push_async_callback(daemon.stop)
     echo_server = await start_echo(amqp_url, names.echo, logdir)
@@ -163,7 +172,11 @@ async def _enter(
     connection = await aio_pika.connect(amqp_url)
     stack.push_async_callback(connection.close)
     channel = await connection.channel(publisher_confirms=True)
-    await channel.declare_queue(names.quorum, durable=True, arguments={"x-queue-type": "quorum"})
+    for quorum in (names.quorum, names.relay_in):
+        await channel.declare_queue(quorum, durable=True, arguments={"x-queue-type": "quorum"})
+    await channel.declare_exchange(names.relay_out, aio_pika.ExchangeType.TOPIC)
+    forwarder = await start_forwarder(amqp_url, names, logdir)
+    stack.push_async_callback(forwarder.stop)
     client = await RegistryClient.connect(amqp_url, prefix, timeout=60)
     stack.push_async_callback(client.close)
     store = RedisStore(redis, Keys(prefix), StoreSettings(master_lease_ms=4_000))
@@ -181,6 +194,7 @@ async def _enter(
         daemon=daemon,
         echo_server=echo_server,
         echo=await EchoClient.open(connection, names.echo),
+        forwarder=forwarder,
         client=client,
         subscriber=await Subscriber.open(await connection.channel(), Names(prefix)),
         events=await channel.get_exchange(Names(prefix).events, ensure=False),

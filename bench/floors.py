@@ -8,6 +8,8 @@ registryd's figures, so a floor and its figure see the same machine.
 - publish with confirms, and consume+ack from a quorum queue (prefetch and acks as
   registryd's consumer: ``multiple`` acks per batch of what is waiting);
 - publish to consume latency at a steady rate;
+- the second hop every event costs, through a bare relay (:mod:`bench.forwarder`):
+  published with confirms to its queue, forwarded with confirms, consumed here;
 
 Every consumer here and in :mod:`bench.registry_paths` (the floors' and the
 notification subscriber) is :func:`consume`: deliveries taken from aiormq directly,
@@ -40,6 +42,7 @@ __all__ = [
     "paced",
     "publish_confirmed",
     "publish_consume_latencies",
+    "relayed_seconds",
 ]
 
 #: Calls kept in flight by the throughput figures (registryd's ``rpc_concurrency``).
@@ -235,3 +238,28 @@ async def publish_consume_latencies(
     await collector.wait(30)
     await cancel(channel, tag)
     return [collector.received[i] - sent[i] for i in range(count)]
+
+
+async def relayed_seconds(
+    channel: AbstractChannel,
+    queue_name: str,
+    exchange_name: str,
+    bodies: Sequence[bytes],
+    number: Callable[[bytes], int | None],
+) -> float:
+    """Seconds from the first of ``bodies`` published to ``queue_name`` to the last relayed.
+
+    The bare relay (:mod:`bench.forwarder`) forwards ``queue_name`` to ``exchange_name``;
+    an exclusive queue bound there receives here, as the notification subscriber does.
+    """
+    queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+    await queue.bind(exchange_name, "#")
+    collector = Collector(len(bodies), number)
+    tag = await consume(channel, queue.name, lambda m: collector(m.body), no_ack=True)
+    started = time.perf_counter()
+    await publish_confirmed(channel.default_exchange, queue_name, bodies)
+    await collector.wait(120)
+    elapsed = max(collector.received.values()) - started
+    await cancel(channel, tag)
+    await queue.delete()
+    return elapsed

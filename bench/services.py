@@ -55,9 +55,19 @@ class BenchNames:
         """The classic queue of the publish-to-consume latency floor."""
         return f"{self.prefix}.floor-latency"
 
+    @property
+    def relay_in(self) -> str:
+        """The quorum queue the bare relay (:mod:`bench.forwarder`) consumes."""
+        return f"{self.prefix}.floor-relay"
+
+    @property
+    def relay_out(self) -> str:
+        """The topic exchange the bare relay publishes to."""
+        return f"{self.prefix}.floor-relayed"
+
     def queues(self) -> list[str]:
         """Every queue of the floors."""
-        return [self.echo, self.quorum, self.latency]
+        return [self.echo, self.quorum, self.latency, self.relay_in]
 
 
 @dataclass
@@ -154,12 +164,23 @@ async def start_daemon(
 async def start_echo(amqp_url: str, queue: str, logdir: Path) -> Child:
     """The echo server (:mod:`bench.echo`), consuming ``queue``."""
     command = [sys.executable, "-m", "bench.echo", "--url", amqp_url, "--queue", queue]
-    child = _spawn(command, dict(os.environ), logdir / "echo.log")
-    deadline = time.monotonic() + 30
+    return await _ready(_spawn(command, dict(os.environ), logdir / "echo.log"))
+
+
+async def start_forwarder(amqp_url: str, names: BenchNames, logdir: Path) -> Child:
+    """The bare relay (:mod:`bench.forwarder`): ``relay_in`` to ``relay_out``."""
+    command = [sys.executable, "-m", "bench.forwarder", "--url", amqp_url,
+               "--queue", names.relay_in, "--exchange", names.relay_out]  # fmt: skip
+    return await _ready(_spawn(command, dict(os.environ), logdir / "forwarder.log"))
+
+
+async def _ready(child: Child, within: float = 30) -> Child:
+    """``child`` once it printed ``ready``; its log in the error if it never does."""
+    deadline = time.monotonic() + within
     while "ready" not in child.tail():
         child.check()
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the echo server did not start:\n{child.tail()}")
+            raise RuntimeError(f"{child.log.stem} did not start:\n{child.tail()}")
         await asyncio.sleep(0.1)
     return child
 
@@ -185,14 +206,14 @@ async def clean_up(amqp_url: str, redis_url: str, prefix: str) -> None:
         await delete_keys(redis, Keys(prefix).pattern())
     finally:
         await redis.aclose()
-    names = Names(prefix)
+    names, bench = Names(prefix), BenchNames(prefix)
     connection = await aio_pika.connect(amqp_url)
     async with connection:
-        for queue in [names.events, names.rpc, names.dead, *BenchNames(prefix).queues()]:
+        for queue in [names.events, names.rpc, names.dead, *bench.queues()]:
             channel = await connection.channel()  # a failure closes the channel: one each
             with contextlib.suppress(Exception):
                 await channel.queue_delete(queue)
-        for exchange in (names.events, names.notifications, names.dead):
+        for exchange in (names.events, names.notifications, names.dead, bench.relay_out):
             channel = await connection.channel()
             with contextlib.suppress(Exception):
                 await channel.exchange_delete(exchange)

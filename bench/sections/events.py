@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
 from bench import fleet
 from bench.context import Context, progress
-from bench.floors import consume_ack_seconds, publish_confirmed, publish_consume_latencies
+from bench.cpu import CpuSpan, processes_named
+from bench.floors import (
+    consume_ack_seconds,
+    publish_confirmed,
+    publish_consume_latencies,
+    relayed_seconds,
+)
 from bench.registry_paths import (
     commit_latencies,
     event_latencies,
@@ -32,20 +40,96 @@ async def _dead_letters(ctx: Context) -> int:
     return queue.declaration_result.message_count or 0
 
 
-async def event_rows(ctx: Context, n: int) -> list[Row]:
-    """Ingest (events/s) and notification latency, beside their floors."""
-    plan = ctx.plan
-    paused = fleet.paused_ids(n)
-    count = plan.ingest_events
+#: The process groups whose CPU the ingest rows account for.
+CPU_GROUPS = ("broker", "redis", "daemon", "bare relay", "bench")
+
+
+def _cpu_groups(ctx: Context) -> dict[str, list[int]]:
+    """Pids by group: RabbitMQ's and Redis's servers on this machine, the run's children."""
+    return {
+        "broker": processes_named("beam.smp"),
+        "redis": processes_named("redis-server"),
+        "daemon": [ctx.daemon.pid],
+        "bare relay": [ctx.forwarder.pid],
+        "bench": [os.getpid()],
+    }
+
+
+def _relay_number(tag: str) -> Callable[[bytes], int | None]:
+    """Reads ``n`` from a relayed event whose pause reason is ``<tag>-<n>``."""
+    prefix = tag + "-"
+
+    def number(body: bytes) -> int | None:
+        reason = json.loads(body).get("pause_reason")
+        return int(reason.removeprefix(prefix)) if str(reason).startswith(prefix) else None
+
+    return number
+
+
+async def _measure_ingest(
+    ctx: Context, paused: list[int], count: int
+) -> tuple[dict[str, Stat], dict[str, dict[str, Stat]]]:
+    """Per repetition: the floor's two parts, the bare relay and ingest; CPU used by each."""
+    plan, names = ctx.plan, ctx.bench_names
     bodies = [pause_event(paused[i % len(paused)], f"floor-{i}") for i in range(count)]
-    stats = {key: Stat() for key in ("publish", "drain", "ingest")}
-    quorum = ctx.bench_names.quorum
-    await (await ctx.channel.get_queue(quorum)).purge()
+    stats = {key: Stat() for key in ("publish", "drain", "relay", "ingest")}
+    cpu: dict[str, dict[str, Stat]] = {
+        path: defaultdict(Stat) for path in ("floor", "relay", "ingest")
+    }
+    groups = _cpu_groups(ctx)
+    await (await ctx.channel.get_queue(names.quorum)).purge()
     for rep in range(plan.event_reps):
-        progress(f"{n:,}: ingest, repetition {rep + 1}/{plan.event_reps}")
-        stats["publish"].add(await publish_confirmed(ctx.channel.default_exchange, quorum, bodies))
-        stats["drain"].add(await consume_ack_seconds(ctx.connection, quorum, count, 512, 256))
+        progress(f"{ctx.workers:,}: ingest, repetition {rep + 1}/{plan.event_reps}")
+        span = CpuSpan(groups).start()
+        stats["publish"].add(
+            await publish_confirmed(ctx.channel.default_exchange, names.quorum, bodies)
+        )
+        stats["drain"].add(await consume_ack_seconds(ctx.connection, names.quorum, count, 512, 256))
+        _per_thousand(cpu["floor"], span.stop(), count)
+        span.start()
+        relayed = await relayed_seconds(
+            ctx.channel, names.relay_in, names.relay_out, bodies, _relay_number("floor")
+        )
+        stats["relay"].add(relayed)
+        _per_thousand(cpu["relay"], span.stop(), count)
+        span.start()
         stats["ingest"].add(await ingest_seconds(ctx.subscriber, ctx.events, paused, count))
+        _per_thousand(cpu["ingest"], span.stop(), count)
+    return stats, cpu
+
+
+def _per_thousand(into: dict[str, Stat], used: dict[str, float], count: int) -> None:
+    for group in CPU_GROUPS:
+        into[group].add(used[group] * 1000 / count)
+    into["total"].add(sum(used.values()) * 1000 / count)
+
+
+def _cpu_rows(n: int, cpu: dict[str, dict[str, Stat]]) -> list[Row]:
+    """CPU seconds per 1,000 events of each path, all processes together, and its split."""
+    section = "events and notifications"
+
+    def split(path: str) -> str:
+        parts = [f"{g} {cpu[path][g].median * 1000:.0f} ms" for g in CPU_GROUPS
+                 if cpu[path][g].median >= 0.0005]  # fmt: skip
+        return "CPU per 1,000 events: " + ", ".join(parts)
+
+    floor = cpu["floor"]["total"]
+    return [
+        Row(section, n, "CPU per 1,000 events, ingest floor (every process)", floor, "s",
+            note=split("floor")),
+        Row(section, n, "CPU per 1,000 events, bare relay (every process)", cpu["relay"]["total"],
+            "s", floor=floor, floor_label="the ingest floor's", note=split("relay")),
+        Row(section, n, "CPU per 1,000 events, end-to-end ingest (every process)",
+            cpu["ingest"]["total"], "s", floor=floor, floor_label="the ingest floor's",
+            note=split("ingest")),
+    ]  # fmt: skip
+
+
+async def event_rows(ctx: Context, n: int) -> list[Row]:
+    """Ingest (events/s) beside its floor and a bare relay, CPU per event, latency."""
+    paused = fleet.paused_ids(n)
+    count = ctx.plan.ingest_events
+    stats, cpu = await _measure_ingest(ctx, paused, count)
     rates = {key: Stat([count / s for s in stat.samples]) for key, stat in stats.items()}
     floor = Stat([count / s for s in (stats["publish"] + stats["drain"]).samples])
     ctx.first.setdefault("ingest", rates["ingest"])
@@ -54,14 +138,21 @@ async def event_rows(ctx: Context, n: int) -> list[Row]:
         Row(section, n, "end-to-end ingest, events/s", rates["ingest"], "/s",
             floor=floor, floor_label="publish with confirms + consume+ack", target=at_least(0.7),
             note=f"{count:,} events: published with confirms → applied → notification received"),
+        Row(section, n, "end-to-end ingest ÷ the bare relay, events/s", rates["ingest"], "/s",
+            floor=rates["relay"], floor_label="bare relay: both hops, no Redis",
+            note="the second hop (one notification per change) is the protocol's"),
+        Row(section, n, "floor part: bare relay (event → forwarded with confirms → subscriber), "
+            "events/s", rates["relay"], "/s", floor=floor,
+            floor_label="publish with confirms + consume+ack"),
         Row(section, n, "floor part: publish with confirms, msg/s", rates["publish"], "/s"),
         Row(section, n, "floor part: consume+ack from a quorum queue, msg/s", rates["drain"], "/s"),
+        *_cpu_rows(n, cpu),
     ]  # fmt: skip
-    if n != plan.sizes[0]:
+    if n != ctx.plan.sizes[0]:
         rows.append(
             Row("scale: no slower with more workers", n, "scale: end-to-end ingest, events/s",
                 rates["ingest"], "/s", floor=ctx.first["ingest"],
-                floor_label=f"at {plan.sizes[0]:,}", target=at_least(1 / 1.3))
+                floor_label=f"at {ctx.plan.sizes[0]:,}", target=at_least(1 / 1.3))
         )  # fmt: skip
     rows += await _latency_rows(ctx, n, paused, rates["ingest"].median, rates["publish"].median)
     dead = await _dead_letters(ctx)

@@ -18,6 +18,7 @@ import aio_pika
 import pytest
 from redis.asyncio import Redis
 
+from bench.services import BenchNames
 from registryd.protocol import Names
 from registryd.store import Keys
 from tests.harness import AMQP_URL, REDIS_URL
@@ -46,6 +47,11 @@ EVERY_SIZE = (
     "workerConnected RPC p50, sequential",
     "workerConnected RPC p99, sequential",
     "end-to-end ingest, events/s",
+    "end-to-end ingest ÷ the bare relay, events/s",
+    "floor part: bare relay (event → forwarded with confirms → subscriber), events/s",
+    "CPU per 1,000 events, ingest floor (every process)",
+    "CPU per 1,000 events, bare relay (every process)",
+    "CPU per 1,000 events, end-to-end ingest (every process)",
     "floor part: publish with confirms, msg/s",
     "floor part: consume+ack from a quorum queue, msg/s",
     "notification latency p50, commit → subscriber",
@@ -126,10 +132,14 @@ async def test_quick_mode_leaves_nothing_behind(quick: Run) -> None:
     finally:
         await redis.aclose()
     assert [] == left
-    names = Names(quick.prefix)
+    names, floors = Names(quick.prefix), BenchNames(quick.prefix)
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:
-        for queue in (names.events, names.rpc, f"{quick.prefix}.echo"):
+        for queue in (names.events, names.rpc, *floors.queues()):
             channel = await connection.channel()
             with pytest.raises(aio_pika.exceptions.ChannelNotFoundEntity):
                 await channel.declare_queue(queue, passive=True)
+        for exchange in (names.events, names.notifications, floors.relay_out):
+            channel = await connection.channel()
+            with pytest.raises(aio_pika.exceptions.ChannelNotFoundEntity):
+                await channel.declare_exchange(exchange, passive=True)

@@ -1,0 +1,63 @@
+"""CPU time by process over a span, from ``/proc``: where a path's work is done.
+
+On a machine whose cores are all busy, a path's rate is bounded by the CPU it needs per
+message across every process it involves (broker, Redis, daemon, the bench itself).
+Comparing those totals between a figure and its floor shows how much of a gap is work
+the figure must do and the floor does not.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["CpuSpan", "processes_named"]
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def processes_named(name: str) -> list[int]:
+    """Pids whose command name (``/proc/<pid>/comm``) is ``name``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == name:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def _seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+@dataclass
+class CpuSpan:
+    """CPU seconds each group of processes used between :meth:`start` and :meth:`stop`."""
+
+    groups: Mapping[str, Sequence[int]]
+    used: dict[str, float] = field(default_factory=dict)
+    _at_start: dict[str, float] = field(default_factory=dict)
+
+    def _now(self) -> dict[str, float]:
+        return {name: sum(map(_seconds, pids)) for name, pids in self.groups.items()}
+
+    def start(self) -> CpuSpan:
+        """Take the starting reading."""
+        self._at_start = self._now()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        """CPU seconds per group since :meth:`start`."""
+        now = self._now()
+        self.used = {name: now[name] - self._at_start[name] for name in now}
+        return self.used
