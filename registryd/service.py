@@ -20,6 +20,7 @@ from pydantic import BaseModel, TypeAdapter
 from registryd import __version__
 from registryd.errors import EpochMissing, RegistryError, TooLarge
 from registryd.models import (
+    WORKER_ADAPTER,
     FindWorkerId,
     GetChanges,
     GetMasters,
@@ -39,8 +40,8 @@ __all__ = ["DEFAULT_MAX_REPLY", "Registry", "Result"]
 
 log = structlog.get_logger(__name__)
 
-#: What an operation returns: a model, a list of them, an id, or nothing.
-Result = BaseModel | Sequence[BaseModel] | int | None
+#: What an operation returns: a model or worker, a list of them, an id, or nothing.
+Result = BaseModel | Worker | Sequence[BaseModel | Worker] | int | None
 #: The default reply limit (``REGISTRYD_RPC_MAX_REPLY``): below RabbitMQ's 16 MiB.
 DEFAULT_MAX_REPLY: Final = 8 * 1024 * 1024
 
@@ -166,7 +167,7 @@ class Registry:
     async def get_worker(self, op: GetWorker) -> Worker | None:
         """``getWorker``: by id and/or name (both must match), then the pair filters."""
         record = await self._get_worker_record(op)
-        return None if record is None else Worker.model_validate(record)
+        return None if record is None else WORKER_ADAPTER.validate_python(record)
 
     async def _get_worker_json(self, op: GetWorker) -> bytes:
         """By id alone (the common call) the stored document is the reply, as it is."""

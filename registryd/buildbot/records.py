@@ -12,7 +12,7 @@ from typing import Any
 from buildbot.db.workers import BuilderMasterModel, WorkerModel
 
 from registryd.client import RegistryClient
-from registryd.models import Worker
+from registryd.models import WORKER_ADAPTER, Worker
 
 __all__ = [
     "Send",
@@ -97,7 +97,7 @@ def to_model(workerid: int, record: Worker) -> WorkerModel:
 def to_record(model: WorkerModel) -> Worker:
     """The registry record a Buildbot model describes (its id is not used)."""
     pairs = sorted((p.masterid, p.builderid) for p in model.configured_on)
-    return Worker.model_validate(
+    return WORKER_ADAPTER.validate_python(
         {
             "id": model.id,
             "name": model.name,

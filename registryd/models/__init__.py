@@ -1,4 +1,4 @@
-"""pydantic models of every message registryd reads or writes."""
+"""pydantic models and dataclasses of every message registryd reads or writes."""
 
 from registryd.models.ops import (
     EVENTS,
@@ -20,6 +20,7 @@ from registryd.models.ops import (
     WorkerDisconnected,
 )
 from registryd.models.records import (
+    WORKER_ADAPTER,
     ChangesPage,
     ConfiguredOn,
     Master,
@@ -34,6 +35,7 @@ from registryd.models.validation import describe, parse_params
 __all__ = [
     "EVENTS",
     "OPERATIONS",
+    "WORKER_ADAPTER",
     "ChangesPage",
     "ConfiguredOn",
     "DeconfigureAllWorkersForMaster",

@@ -1,14 +1,21 @@
-"""What reads return: the worker record, the master record, change notifications."""
+"""What reads return: the worker record, the master record, change notifications.
+
+:class:`Worker` and :class:`ConfiguredOn` are pydantic dataclasses, not models: a typed
+listing of thousands of workers parses into them in about half the time (issue 9).
+Parse and dump a worker with :data:`WORKER_ADAPTER`.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter
+from pydantic.dataclasses import dataclass
 
 from registryd.protocol import MasterEvent, WorkerEvent
 
 __all__ = [
+    "WORKER_ADAPTER",
     "ChangesPage",
     "ConfiguredOn",
     "Master",
@@ -24,14 +31,16 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ConfiguredOn(_Record):
+@dataclass(frozen=True, slots=True, config=ConfigDict(extra="forbid"))
+class ConfiguredOn:
     """One (builder, master) pair a worker is configured on."""
 
     builderid: int
     masterid: int
 
 
-class Worker(_Record):
+@dataclass(frozen=True, slots=True, config=ConfigDict(extra="forbid"))
+class Worker:
     """The worker record of PROTOCOL.md section 1, in its field order."""
 
     id: int
@@ -42,6 +51,11 @@ class Worker(_Record):
     graceful: bool
     connected_to: list[int]
     configured_on: list[ConfiguredOn]
+
+
+#: The one adapter of :class:`Worker`: ``validate_python``/``validate_json`` to parse,
+#: ``dump_python``/``dump_json`` for the record's JSON, as the wire has it.
+WORKER_ADAPTER: Final = TypeAdapter(Worker)
 
 
 class Master(_Record):

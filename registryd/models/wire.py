@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from registryd.errors import BadRequest, RegistryError, UnknownMethod, UnknownType, quote
 from registryd.models.ops import EVENTS, OPERATIONS, Operation
+from registryd.models.records import WORKER_ADAPTER, Worker
 from registryd.models.validation import parse_params
 
 __all__ = [
@@ -100,12 +101,16 @@ def parse_request(body: bytes) -> Operation:
 def _plain(result: object) -> object:
     if isinstance(result, BaseModel):
         return result.model_dump(mode="json")
+    if isinstance(result, Worker):
+        return WORKER_ADAPTER.dump_python(result, mode="json")
     if isinstance(result, list | tuple):
         return [_plain(item) for item in result]
     return result
 
 
-def encode_result(result: BaseModel | Sequence[object] | dict[str, Any] | int | None) -> bytes:
+def encode_result(
+    result: BaseModel | Worker | Sequence[object] | dict[str, Any] | int | None,
+) -> bytes:
     """``{"ok": true, "result": ...}``."""
     return json.dumps({"ok": True, "result": _plain(result)}, ensure_ascii=False).encode()
 

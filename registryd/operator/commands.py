@@ -14,9 +14,9 @@ from registryd.client import RegistryClient, SubscriptionItem
 from registryd.config import Settings
 from registryd.errors import NotFound, Unavailable
 from registryd.models import (
+    WORKER_ADAPTER,
     GetWorker,
     GetWorkers,
-    Worker,
     parse_params,
 )
 from registryd.operator.common import TIMEOUT, Echo
@@ -114,7 +114,7 @@ async def show_worker(
             echo(to_json(None))  # scripts get JSON either way: null, as getWorker says
         what = f"id {workerid}" if workerid is not None else f"name {name!r}"
         raise NotFound(f"no worker with {what}")
-    echo(to_json(result) if as_json else worker_details(Worker.model_validate(result)))
+    echo(to_json(result) if as_json else worker_details(WORKER_ADAPTER.validate_python(result)))
 
 
 async def show_masters(client: RegistryClient, *, as_json: bool, echo: Echo) -> None:

@@ -43,7 +43,7 @@ from registryd.errors import (
     ResyncRequired,
     Unavailable,
 )
-from registryd.models import ChangesPage, FindWorkerId, Master, Operation, Worker
+from registryd.models import WORKER_ADAPTER, ChangesPage, FindWorkerId, Master, Operation, Worker
 from registryd.ports import DUPLICATE, Applied, Listing, LoggedChange, Published, RelayClaim
 from registryd.registry import WorkerFilter
 from registryd.store.keys import LAYOUT_VERSION, Keys
@@ -409,7 +409,7 @@ class RedisStore:
     async def read_worker(self, workerid: int) -> Worker | None:
         """One worker by id, unfiltered, as a model."""
         doc = await self.read_worker_doc(workerid)
-        return None if doc is None else Worker.model_validate_json(doc)
+        return None if doc is None else WORKER_ADAPTER.validate_json(doc)
 
     async def worker_id_of(self, name: str) -> int | None:
         """The id of a name, without creating it."""

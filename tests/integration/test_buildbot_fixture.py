@@ -6,7 +6,13 @@ import itertools
 
 import pytest
 
-from registryd.models import GetWorker, GetWorkers, WorkerConfigured, WorkerConnected
+from registryd.models import (
+    WORKER_ADAPTER,
+    GetWorker,
+    GetWorkers,
+    WorkerConfigured,
+    WorkerConnected,
+)
 from registryd.service import Registry
 
 pytestmark = pytest.mark.integration
@@ -67,15 +73,15 @@ async def test_get_workers_pair_filters(
 ) -> None:
     """getWorkers lists a worker only with a pair matching every filter, cut down."""
     await _fixture(registry)
-    full = {w.id: w.model_dump() for w in await registry.get_workers(GetWorkers())}
+    full = {w.id: WORKER_ADAPTER.dump_python(w) for w in await registry.get_workers(GetWorkers())}
     got = await registry.get_workers(GetWorkers(masterid=masterid, builderid=builderid))
-    assert _expected(full, masterid, builderid) == [w.model_dump() for w in got]
+    assert _expected(full, masterid, builderid) == [WORKER_ADAPTER.dump_python(w) for w in got]
 
 
 async def test_fixture_records_are_exact(registry: Registry) -> None:
     """The unfiltered records match Buildbot's expected dictionaries."""
     zero, one = await _fixture(registry)
-    got = [w.model_dump() for w in await registry.get_workers(GetWorkers())]
+    got = [WORKER_ADAPTER.dump_python(w) for w in await registry.get_workers(GetWorkers())]
     assert [
         {
             "id": zero,

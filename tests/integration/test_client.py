@@ -26,13 +26,13 @@ from registryd.errors import (
     error_for_code,
 )
 from registryd.models import (
+    WORKER_ADAPTER,
     ChangesPage,
     GetWorkers,
     Master,
     MasterChange,
     PingResult,
     SetWorkerPaused,
-    Worker,
     WorkerChange,
     WorkerConfigured,
 )
@@ -253,9 +253,14 @@ def revisions(items: list[object]) -> list[int | str]:
 READS: list[tuple[str, Callable[[RegistryClient], Awaitable[object]], object, object]] = [
     ("ping", lambda c: c.ping(), PING, PingResult.model_validate(PING)),
     ("findWorkerId", lambda c: c.find_worker_id("zero"), 30, 30),
-    ("getWorker", lambda c: c.get_worker(workerid=30), WORKER, Worker.model_validate(WORKER)),
+    (
+        "getWorker",
+        lambda c: c.get_worker(workerid=30),
+        WORKER,
+        WORKER_ADAPTER.validate_python(WORKER),
+    ),
     ("getWorker", lambda c: c.get_worker(name="nobody"), None, None),
-    ("getWorkers", lambda c: c.get_workers(), [WORKER], [Worker.model_validate(WORKER)]),
+    ("getWorkers", lambda c: c.get_workers(), [WORKER], [WORKER_ADAPTER.validate_python(WORKER)]),
     ("getMasters", lambda c: c.get_masters(), [MASTER], [Master.model_validate(MASTER)]),
     (
         "getChanges",

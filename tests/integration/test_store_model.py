@@ -21,6 +21,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 from redis.asyncio import Redis
 
 from registryd.errors import NotFound
@@ -36,6 +38,7 @@ from registryd.models import (
     Operation,
     SetWorkerGraceful,
     SetWorkerPaused,
+    Worker,
     WorkerConfigured,
     WorkerConnected,
     WorkerDisconnected,
@@ -187,14 +190,13 @@ async def _log_entries(redis: Redis, keys: Keys, after: int) -> list[tuple[int, 
 
 
 def _dumped(value: object) -> Any:
-    """A model (or list of them, or None) as plain JSON values."""
+    """A model or worker (or list of them, or None) as plain JSON values."""
     if isinstance(value, list):
         return [_dumped(item) for item in value]
     if value is None:
         return None
-    dump = getattr(value, "model_dump", None)
-    assert dump is not None, value
-    return dump(mode="json")
+    assert isinstance(value, BaseModel | Worker), value
+    return to_jsonable_python(value)
 
 
 @settings(

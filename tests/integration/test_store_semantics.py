@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -162,7 +163,7 @@ async def test_connect_leaves_state_and_pairs_alone(store: RedisStore) -> None:
     before = await worker(store, wid)
     await store.apply(WorkerConnected(workerid=wid, masterid=10, workerinfo={"x": 1}))
     after = await worker(store, wid)
-    assert before.model_copy(update={"workerinfo": {"x": 1}, "connected_to": [10]}) == after
+    assert replace(before, workerinfo={"x": 1}, connected_to=[10]) == after
 
 
 async def test_connected_to_is_sorted_numerically(store: RedisStore) -> None:
@@ -198,7 +199,7 @@ async def test_disconnect_leaves_state_and_pairs_alone(store: RedisStore) -> Non
     )
     before = await worker(store, wid)
     await store.apply(WorkerDisconnected(workerid=wid, masterid=10))
-    assert before.model_copy(update={"connected_to": []}) == await worker(store, wid)
+    assert replace(before, connected_to=[]) == await worker(store, wid)
 
 
 async def test_disconnect_when_not_connected_is_a_no_op(store: RedisStore) -> None:
@@ -385,9 +386,7 @@ async def test_configure_leaves_connections_and_state_alone(store: RedisStore) -
     )
     before = await worker(store, wid)
     await store.apply(WorkerConfigured(workerid=wid, masterid=10, builderids=[20]))
-    expected = before.model_copy(
-        update={"configured_on": [ConfiguredOn(builderid=20, masterid=10)]}
-    )
+    expected = replace(before, configured_on=[ConfiguredOn(builderid=20, masterid=10)])
     assert expected == await worker(store, wid)
 
 
@@ -494,7 +493,7 @@ async def test_state_writes_leave_connections_and_pairs_alone(store: RedisStore)
         SetWorkerPaused(workerid=wid, paused=True, pause_reason="r"),
         SetWorkerGraceful(workerid=wid, graceful=True),
     )
-    expected = before.model_copy(update={"paused": True, "pause_reason": "r", "graceful": True})
+    expected = replace(before, paused=True, pause_reason="r", graceful=True)
     assert expected == await worker(store, wid)
 
 

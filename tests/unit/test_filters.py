@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from registryd.models import ConfiguredOn, Worker
+from registryd.models import WORKER_ADAPTER, ConfiguredOn, Worker
 from registryd.registry.filters import WorkerFilter, WorkerRecord, select_workers
 
 
@@ -19,7 +19,7 @@ def _worker(
     graceful: bool = False,
 ) -> WorkerRecord:
     """A worker record; ``pairs`` are (masterid, builderid) in the record's sorted order."""
-    return Worker(
+    record = Worker(
         id=wid,
         name=f"w{wid}",
         workerinfo={"host": f"h{wid}"},
@@ -28,7 +28,9 @@ def _worker(
         graceful=graceful,
         connected_to=list(connected),
         configured_on=[ConfiguredOn(builderid=b, masterid=m) for m, b in pairs],
-    ).model_dump()
+    )
+    dumped: WorkerRecord = WORKER_ADAPTER.dump_python(record)
+    return dumped
 
 
 def _view(workers: list[WorkerRecord]) -> list[tuple[int, list[int], list[tuple[int, int]]]]:

@@ -13,7 +13,14 @@ from click.testing import CliRunner
 from registryd.cli import EXIT_CODES, main
 from registryd.client import Resync
 from registryd.errors import InvalidParams, NotFound, RegistryError, RpcTimeout, Unavailable
-from registryd.models import ConfiguredOn, Master, MasterChange, Worker, WorkerChange
+from registryd.models import (
+    WORKER_ADAPTER,
+    ConfiguredOn,
+    Master,
+    MasterChange,
+    Worker,
+    WorkerChange,
+)
 from registryd.operator import (
     Exit,
     Refused,
@@ -51,7 +58,7 @@ RECORD: dict[str, Any] = {
 
 def worker(**changes: Any) -> Worker:
     """The example record with some fields changed."""
-    return Worker.model_validate({**RECORD, **changes})
+    return WORKER_ADAPTER.validate_python({**RECORD, **changes})
 
 
 def master(**changes: Any) -> Master:
