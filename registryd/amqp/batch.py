@@ -24,7 +24,7 @@ from pamqp import frame as pamqp_frame
 from pamqp.constants import FRAME_END
 from pamqp.header import ContentHeader
 
-__all__ = ["BatchPublisher", "encode_publish"]
+__all__ = ["BatchPublisher", "encode_ack", "encode_publish", "header_frame"]
 
 log = structlog.get_logger(__name__)
 
@@ -47,9 +47,15 @@ def _shortstr(text: str) -> bytes:
     return bytes([len(raw)]) + raw
 
 
-def _header_template(channel_number: int, properties: spec.Basic.Properties) -> bytes:
+def header_frame(channel_number: int, properties: spec.Basic.Properties) -> bytes:
+    """The content-header frame of ``properties``, ``body_size`` 0 (see :func:`encode_publish`)."""
     header = ContentHeader(properties=properties, body_size=0)
     return pamqp_frame.marshal(header, channel_number)
+
+
+def encode_ack(channel_number: int, delivery_tag: int) -> bytes:
+    """The frame of a ``Basic.Ack`` of one delivery."""
+    return pamqp_frame.marshal(spec.Basic.Ack(delivery_tag=delivery_tag), channel_number)
 
 
 def encode_publish(
@@ -101,7 +107,7 @@ class BatchPublisher:
         self.confirm_timeout = confirm_timeout
         #: How long confirms may be slow, on an open channel, before the batch fails.
         self.confirm_patience = confirm_patience
-        self._header = _header_template(channel.number, properties)
+        self._header = header_frame(channel.number, properties)
 
     def encode(self, messages: Sequence[tuple[str, bytes]]) -> bytes:
         """Every message's frames, in order, as one buffer."""

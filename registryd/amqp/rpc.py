@@ -7,12 +7,12 @@ connections, so reads never wait behind the event stream.
 
 This is the daemon's hot path, so it speaks aiormq (the AMQP layer under aio-pika)
 directly: a delivery is read as it came off the wire (no aio-pika message is built for
-it) and the reply is queued without waiting for it to be written, so that its ack
-follows at once (no task wakes up in between). They leave in that order on the one
-connection: an ack never goes out before its reply. The ack is waited for: a request is
-done (and a graceful stop may close the connection) only once its ack is written.
-Should the connection be lost between the two, RabbitMQ delivers the request again, as
-it does whenever a request is not acked.
+it), and the reply's frames and the request's ack are encoded here
+(:mod:`registryd.amqp.batch`) and handed to the connection's writer as one buffer: one
+socket write per request, and an ack never goes out before its reply. That write is
+waited for: a request is done (and a graceful stop may close the connection) only once
+its ack is written. Should the connection be lost before, RabbitMQ delivers the request
+again, as it does whenever a request is not acked.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING
 import aiormq
 import structlog
 from aiormq import spec
+from aiormq.abc import ChannelFrame
 
+from registryd.amqp.batch import encode_ack, encode_publish, header_frame
 from registryd.broker import BROKER_ERRORS
 from registryd.errors import Internal, RegistryError, Unavailable
 from registryd.metrics import Metrics
@@ -118,25 +120,37 @@ class RpcServer:
         method, body, code = await self._answer(message.body, properties.user_id)
         self._count(method, code, time.perf_counter() - started)
         try:
-            await self._reply(body, reply_to, properties.correlation_id)
+            reply = self._reply_frames(body, reply_to, properties.correlation_id)
         except Exception:
             log.exception("rpc reply could not be published", reply_to=reply_to)
             await self.channel.basic_reject(delivery_tag, requeue=False)
             return
-        await self.channel.basic_ack(delivery_tag)
+        await self._write(reply + encode_ack(self.channel.number, delivery_tag))
 
-    async def _reply(self, body: bytes, reply_to: str, correlation_id: str | None) -> None:
-        """Queue the reply: written before anything queued after it (the ack)."""
-        if self.channel.is_closed:  # RabbitMQ would take a frame on it for a protocol error
-            raise aiormq.exceptions.ChannelInvalidStateError("the rpc channel is closed")
-        reply = spec.Basic.Properties(
+    def _reply_frames(self, body: bytes, reply_to: str, correlation_id: str | None) -> bytes:
+        """The reply's frames: ``body`` to ``reply_to`` through the default exchange.
+
+        Not mandatory: RabbitMQ returns mandatory publishes to direct reply-to addresses
+        even when it delivers them, and a vanished requester is no error.
+        """
+        number = self.channel.number
+        properties = spec.Basic.Properties(
             content_type=JSON, correlation_id=correlation_id, delivery_mode=1
         )
-        # Not mandatory: RabbitMQ returns mandatory publishes to direct reply-to
-        # addresses even when it delivers them, and a vanished requester is no error.
-        await self.channel.basic_publish(
-            body, routing_key=reply_to, properties=reply, mandatory=False, wait=False
+        header = header_frame(number, properties)
+        max_content = self.channel.max_content_size
+        return encode_publish(number, "", reply_to, body, header=header, max_content=max_content)
+
+    async def _write(self, payload: bytes) -> None:
+        """Queue ``payload`` for the connection's writer; return once it is written."""
+        channel = self.channel
+        if channel.is_closed:  # RabbitMQ would take a frame on it for a protocol error
+            raise aiormq.exceptions.ChannelInvalidStateError("the rpc channel is closed")
+        written = channel.create_future()  # failed by aiormq if the channel closes first
+        await channel.write_queue.put(
+            ChannelFrame(payload=payload, should_close=False, drain_future=written)
         )
+        await written
 
     def _count(self, method: str, code: str, seconds: float) -> None:
         counted = self._counted.get((method, code))
