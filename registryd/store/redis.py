@@ -71,7 +71,17 @@ _BACKEND_DOWN = (
 #: happen; it is retried like a lost connection, never refused.
 #: redis-py turns these classes' codes into classes and strips them from the text.
 _NOT_NOW_ERRORS = (ReadOnlyError, TryAgainError, ClusterDownError, AskError, MovedError)
-_NOT_NOW: Final = ("READONLY ", "LOADING ", "MASTERDOWN ", "CLUSTERDOWN ", "TRYAGAIN ", "BUSY ")
+#: UNBLOCKED: a blocking command (the relay's XREAD, a WAIT) cut short as its master
+#: turned replica; the command is simply made again.
+_NOT_NOW: Final = (
+    "READONLY ",
+    "LOADING ",
+    "MASTERDOWN ",
+    "CLUSTERDOWN ",
+    "TRYAGAIN ",
+    "BUSY ",
+    "UNBLOCKED ",
+)
 #: What a write script returns for an already-seen ``message_id`` (``_lib.lua``).
 _LUA_DUPLICATE: Final = -1
 _WORKERS = TypeAdapter(list[Worker])
