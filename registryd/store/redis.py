@@ -48,6 +48,7 @@ from registryd.ports import DUPLICATE, Applied, Listing, LoggedChange, Published
 from registryd.registry import WorkerFilter
 from registryd.store.keys import LAYOUT_VERSION, Keys
 from registryd.store.lua import SOURCES, script_for, write_args
+from registryd.store.sorted import Outcome, SortedListings
 
 __all__ = ["RedisClient", "RedisStore", "RelayStore", "StoreSettings", "redis_errors"]
 
@@ -87,6 +88,7 @@ _LUA_DUPLICATE: Final = -1
 _WORKERS = TypeAdapter(list[Worker])
 _MASTERS = TypeAdapter(list[Master])
 _CHANGES = TypeAdapter(ChangesPage)
+_UNFILTERED = WorkerFilter()
 #: The field of a worker's hash holding its JSON document (written by ``_lib.lua``).
 _SCRIPT_TRAILER = re.compile(r"\s*script: \w+, on @user_script:\d+\.$")
 
@@ -101,6 +103,9 @@ class StoreSettings:
     #: Replicas a write must reach (``WAIT``) before it counts as done; 0: no wait.
     wait_replicas: int = 0
     wait_timeout_ms: int = 1_000
+    #: Unfiltered listings through ``SORT_RO`` where Redis allows it (:mod:`.sorted`);
+    #: off, every listing is a script call.
+    sorted_listings: bool = True
 
 
 def _error_from(exc: Exception) -> RegistryError:
@@ -151,6 +156,10 @@ class RedisStore:
             name: redis.register_script(source) for name, source in SOURCES.items()
         }
         self._key_list = keys.script_keys()
+        # SORT's GET patterns are refused on a cluster: listings go through the script.
+        self._sorted: SortedListings | None = None
+        if self.settings.sorted_listings and isinstance(redis, Redis):
+            self._sorted = SortedListings(redis, keys)
 
     def _argv(
         self, args: Sequence[str | int], message_id: str | None, now_ms: int | None
@@ -379,9 +388,16 @@ class RedisStore:
     ) -> Listing | None:
         """``getWorkers``: the listed documents, cut down, joined, by ascending id.
 
-        One script call, one snapshot; ``None`` as soon as the joined documents would be
-        over ``budget`` bytes (nothing that large crosses from Redis).
+        One snapshot; ``None`` when the joined documents would be over ``budget`` bytes.
+        An unfiltered listing of up to 10,000 workers is a ``SORT_RO`` (:mod:`.sorted`);
+        any other is one script call, which stops as soon as the budget is passed
+        (nothing that large crosses from Redis).
         """
+        if self._sorted is not None and where == _UNFILTERED:
+            with redis_errors():
+                sorted_listing = await self._sorted.read(after, limit, budget)
+            if sorted_listing is not Outcome.USE_SCRIPT:
+                return None if sorted_listing is Outcome.OVER_BUDGET else sorted_listing
         status, *docs = await self.run_script(
             "read_workers", "list", *_page(after, limit, budget), *_filter_args(where)
         )

@@ -1,0 +1,113 @@
+"""An unfiltered ``getWorkers`` through ``SORT_RO ... GET``: the documents copied in C.
+
+``read_workers.lua`` lists any filter in one script, but Redis turns every document it
+reads into a Lua string and back: at 10,000 workers the script costs about 1.5x an
+``MGET`` of the same documents. An unfiltered listing needs no Lua: the worker ids are
+a sorted set scored by themselves and each document is ``<worker_prefix><id>``, so
+``SORT_RO <workers> BY nosort GET <worker_prefix>* LIMIT <offset> <count>`` returns the
+documents by ascending id, read in C (about 0.6x the ``MGET``).
+
+Worker ids only ever grow (``findWorkerId`` adds the next one; nothing removes one), so
+the offset of the first id above ``after`` is the number of ids up to ``after``. It is
+counted first, then counted again inside the ``MULTI`` that sorts: a different count
+(the registry was reset meanwhile) or, for a listing meant to reach the last worker, a
+different number of workers after ``after`` (one was added meanwhile) gives the
+listing back to the script. So the answer is one snapshot, as the protocol wants.
+
+The fast path stays off where it cannot work: on a Redis Cluster (``SORT``'s ``GET``
+patterns are refused there), for a prefix with ``*`` in it (the pattern's placeholder),
+and after any refusal (a Redis before 7.0 has no ``SORT_RO``; an ACL user needs read
+access to all keys for ``GET`` patterns), logged once. It takes at most
+:data:`SORTED_MAX` documents, read whole before their size is checked against the
+reply's budget; a longer listing goes to the script, which stops at the budget.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Final
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from registryd.ports import Listing
+from registryd.store.keys import Keys
+
+__all__ = ["SORTED_MAX", "Outcome", "SortedListings"]
+
+log = structlog.get_logger(__name__)
+
+#: The most documents one sorted listing reads (the protocol's largest page).
+SORTED_MAX: Final = 10_000
+
+
+class Outcome(Enum):
+    """A sorted listing that gave no documents back."""
+
+    #: The joined documents would be over the reply's budget (``too_large``).
+    OVER_BUDGET = "over budget"
+    #: Not for this path (or the registry changed meanwhile): list through the script.
+    USE_SCRIPT = "use the script"
+
+
+class SortedListings:
+    """Unfiltered listings through ``SORT_RO``, for one prefix on one Redis (not a cluster)."""
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+        prefix = keys.worker_prefix
+        #: The ``GET`` pattern, or ``None`` while the fast path is off.
+        self.pattern: str | None = None if "*" in prefix else f"{prefix}*"
+
+    async def read(self, after: int, limit: int | None, budget: int | None) -> Listing | Outcome:
+        """The workers above ``after`` (at most ``limit``), by ascending id, joined.
+
+        Raises what redis-py raises for a lost connection (the store maps it).
+        """
+        if self.pattern is None:
+            return Outcome.USE_SCRIPT
+        try:
+            return await self._read(self.pattern, after, limit, budget)
+        except ResponseError as exc:
+            log.warning("sorted listings off; listing through the script", error=str(exc))
+            self.pattern = None
+            return Outcome.USE_SCRIPT
+
+    async def _read(
+        self, pattern: str, after: int, limit: int | None, budget: int | None
+    ) -> Listing | Outcome:
+        workers = self.keys.workers
+        before, remaining = await self._counts(after)
+        count = remaining if limit is None else min(remaining, limit)
+        if count > SORTED_MAX:
+            return Outcome.USE_SCRIPT
+        if count == 0:
+            return Listing(0, b"")
+        async with self.redis.pipeline(transaction=True) as tx:
+            tx.zcount(workers, "-inf", after)
+            tx.zcount(workers, f"({after}", "+inf")
+            tx.execute_command(
+                "SORT_RO", workers, "BY", "nosort", "GET", pattern, "LIMIT", before, count
+            )
+            now_before, now_remaining, docs = await tx.execute()
+        if now_before != before or (count == remaining and now_remaining != remaining):
+            return Outcome.USE_SCRIPT  # the registry changed between the count and the sort
+        return _joined([d for d in docs if d is not None], budget)
+
+    async def _counts(self, after: int) -> tuple[int, int]:
+        """Ids up to ``after``, and after it, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcount(self.keys.workers, "-inf", after)
+            pipe.zcount(self.keys.workers, f"({after}", "+inf")
+            before, remaining = await pipe.execute()
+        return int(before), int(remaining)
+
+
+def _joined(docs: list[bytes], budget: int | None) -> Listing | Outcome:
+    """The documents joined by ``,``, unless that is over ``budget`` bytes."""
+    size = sum(map(len, docs)) + len(docs) - 1
+    if budget is not None and size > budget:
+        return Outcome.OVER_BUDGET
+    return Listing(len(docs), b",".join(docs))

@@ -1,0 +1,150 @@
+"""Unfiltered listings through ``SORT_RO`` (registryd.store.sorted) agree with the script.
+
+Two stores on one prefix: one lists through ``SORT_RO``, one (``sorted_listings=False``)
+through ``read_workers.lua``; every page, budget and refusal must come out the same.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from redis.asyncio import Redis
+
+from registryd.models import Operation, SetWorkerPaused, WorkerConfigured, WorkerConnected
+from registryd.ports import Listing
+from registryd.registry import WorkerFilter
+from registryd.store import Keys, RedisStore, StoreSettings
+from registryd.store import sorted as sorted_module
+from registryd.store.sorted import Outcome, SortedListings
+from tests.harness import PrivateRedis
+
+pytestmark = pytest.mark.integration
+
+ALL = WorkerFilter()
+WORKERS = 40
+
+
+async def _populated(store: RedisStore) -> list[int]:
+    """``WORKERS`` workers, documents of different sizes; their ids."""
+    ids = [await store.find_worker_id(f"w{i:02d}") for i in range(WORKERS)]
+    writes: list[tuple[Operation, str | None]] = []
+    for w in ids:
+        writes.append((WorkerConnected(workerid=w, masterid=1, workerinfo={"n": "x" * w}), None))
+        writes.append((WorkerConfigured(workerid=w, masterid=1 + w % 3, builderids=[w]), None))
+        if w % 4 == 0:
+            writes.append((SetWorkerPaused(workerid=w, paused=True, pause_reason="r"), None))
+    await store.apply_many(writes)
+    return ids
+
+
+@pytest.fixture
+async def stores(redis: Redis, prefix: str) -> tuple[RedisStore, RedisStore]:
+    """The sorting store and the scripting one, on one populated prefix."""
+    keys = Keys(prefix)
+    sorting = RedisStore(redis, keys)
+    scripting = RedisStore(redis, keys, StoreSettings(sorted_listings=False))
+    await sorting.init_epoch()
+    await _populated(sorting)
+    return sorting, scripting
+
+
+PAGES = [(0, None), (0, 1), (0, 7), (5, 10), (13, None), (39, 5), (40, None), (500, 3)]
+
+
+@pytest.mark.parametrize(("after", "limit"), PAGES)
+async def test_pages_agree_with_the_script(
+    stores: tuple[RedisStore, RedisStore], after: int, limit: int | None
+) -> None:
+    """Every page is the script's, byte for byte, with the same count."""
+    sorting, scripting = stores
+    got = await sorting.read_listing(ALL, after, limit)
+    assert got == await scripting.read_listing(ALL, after, limit)
+    assert got is not None
+    expected = min(max(WORKERS - after, 0), limit or WORKERS)
+    assert expected == got.count
+
+
+async def test_the_budget_refuses_alike(stores: tuple[RedisStore, RedisStore]) -> None:
+    """Over the budget by one byte is ``None`` both ways; at the budget, the listing."""
+    sorting, scripting = stores
+    whole = await scripting.read_listing(ALL)
+    assert whole is not None
+    size = len(whole.docs)
+    for store in stores:
+        assert await store.read_listing(ALL, budget=size - 1) is None
+        assert whole == await store.read_listing(ALL, budget=size)
+    assert await sorting.read_listing(ALL, 0, 3, budget=10) is None
+
+
+async def test_sorting_reads_in_c(redis: Redis, prefix: str, stores: object) -> None:
+    """The sorting path answers itself (it does not hand every listing to the script)."""
+    listings = SortedListings(redis, Keys(prefix))
+    got = await listings.read(10, 5, None)
+    assert isinstance(got, Listing)
+    assert [11, 12, 13, 14, 15] == [w["id"] for w in json.loads(b"[" + got.docs + b"]")]
+    assert listings.pattern is not None
+
+
+async def test_a_refused_sort_turns_the_path_off() -> None:
+    """A user without ``SORT_RO`` (an ACL) lists through the script, and says so once."""
+    server = PrivateRedis()
+    await server.start()
+    admin = Redis.from_url(server.url)
+    try:
+        await admin.acl_setuser(
+            "nosort", enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all", "-sort_ro"]
+        )
+        user = Redis.from_url(server.url.replace("redis://", "redis://nosort:pw@"))
+        store = RedisStore(user, Keys("acl"))
+        await store.init_epoch()
+        ids = [await store.find_worker_id(f"w{i}") for i in range(3)]
+        listings = SortedListings(user, store.keys)
+        assert Outcome.USE_SCRIPT == await listings.read(0, None, None)
+        assert listings.pattern is None
+        listing = await store.read_listing(ALL)
+        assert listing is not None
+        assert len(ids) == listing.count
+        await user.aclose()
+    finally:
+        await admin.aclose()
+        server.kill()
+
+
+async def test_longer_listings_go_to_the_script(
+    redis: Redis, prefix: str, stores: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over ``SORTED_MAX`` documents the script lists (it stops at the budget)."""
+    monkeypatch.setattr(sorted_module, "SORTED_MAX", 10)
+    listings = SortedListings(redis, Keys(prefix))
+    assert Outcome.USE_SCRIPT == await listings.read(0, None, None)
+    assert isinstance(await listings.read(0, 10, None), Listing)
+
+
+async def test_a_change_between_count_and_sort_goes_to_the_script(
+    redis: Redis, prefix: str, stores: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counts that no longer hold inside the transaction hand the listing to the script."""
+    listings = SortedListings(redis, Keys(prefix))
+
+    async def stale(after: int) -> tuple[int, int]:  # as before a reset, or a new worker
+        return after + 1, WORKERS - after - 1
+
+    monkeypatch.setattr(listings, "_counts", stale)
+    assert Outcome.USE_SCRIPT == await listings.read(3, None, None)
+
+
+async def test_a_prefix_with_a_star_lists_through_the_script(redis: Redis, prefix: str) -> None:
+    """``*`` is SORT's placeholder: such a prefix never sorts, and lists all the same."""
+    store = RedisStore(redis, Keys(prefix + "*x"))
+    await store.init_epoch()
+    try:
+        ids = [await store.find_worker_id(f"w{i}") for i in range(3)]
+        assert Outcome.USE_SCRIPT == await SortedListings(redis, store.keys).read(0, None, None)
+        listing = await store.read_listing(ALL)
+        assert listing is not None
+        assert len(ids) == listing.count
+    finally:
+        keys = [k async for k in redis.scan_iter(match=store.keys.pattern(), count=1000)]
+        if keys:
+            await redis.delete(*keys)
