@@ -162,7 +162,7 @@ class Registry:
                 f"{op.method}: the reply is over the limit of {self.max_reply} bytes "
                 "(REGISTRYD_RPC_MAX_REPLY); page it with limit and after"
             )
-        return _OK_LIST + listing.docs + _END_LIST
+        return b"".join((_OK_LIST, listing.docs, _END_LIST))  # one copy of megabytes
 
     async def get_worker(self, op: GetWorker) -> Worker | None:
         """``getWorker``: by id and/or name (both must match), then the pair filters."""

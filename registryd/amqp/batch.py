@@ -66,15 +66,18 @@ def encode_publish(
     *,
     header: bytes,
     max_content: int,
+    then: bytes = b"",
 ) -> bytes:
     """The frames of one ``Basic.Publish`` (method, content header, bodies), as bytes.
 
     ``header`` is the content-header frame marshalled by pamqp with ``body_size`` 0
     (the properties are the same for every message); ``max_content`` is the largest
-    body frame's payload the connection allows.
+    body frame's payload the connection allows; ``then`` (frames to follow, an ack) is
+    appended. The body is copied once, into the result: a reply of megabytes is
+    sliced into frames through a memoryview.
     """
     method = _PUBLISH + _shortstr(exchange) + _shortstr(routing_key) + b"\x00"
-    parts = [
+    parts: list[bytes | memoryview] = [
         _FRAME_HEADER.pack(_METHOD_FRAME, channel_number, len(method)),
         method,
         _END,
@@ -82,9 +85,11 @@ def encode_publish(
         _BODY_SIZE.pack(len(body)),
         header[_BODY_SIZE_AT + _BODY_SIZE.size :],
     ]
+    view = memoryview(body)
     for start in range(0, len(body), max_content):
-        chunk = body[start : start + max_content]
+        chunk = view[start : start + max_content]
         parts += (_FRAME_HEADER.pack(_BODY_FRAME, channel_number, len(chunk)), chunk, _END)
+    parts.append(then)
     return b"".join(parts)
 
 

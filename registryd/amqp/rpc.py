@@ -120,15 +120,17 @@ class RpcServer:
         method, body, code = await self._answer(message.body, properties.user_id)
         self._count(method, code, time.perf_counter() - started)
         try:
-            reply = self._reply_frames(body, reply_to, properties.correlation_id)
+            reply = self._reply_frames(body, reply_to, properties.correlation_id, delivery_tag)
         except Exception:
             log.exception("rpc reply could not be published", reply_to=reply_to)
             await self.channel.basic_reject(delivery_tag, requeue=False)
             return
-        await self._write(reply + encode_ack(self.channel.number, delivery_tag))
+        await self._write(reply)
 
-    def _reply_frames(self, body: bytes, reply_to: str, correlation_id: str | None) -> bytes:
-        """The reply's frames: ``body`` to ``reply_to`` through the default exchange.
+    def _reply_frames(
+        self, body: bytes, reply_to: str, correlation_id: str | None, delivery_tag: int
+    ) -> bytes:
+        """The reply's frames, ``body`` to ``reply_to`` through the default exchange, then the ack.
 
         Not mandatory: RabbitMQ returns mandatory publishes to direct reply-to addresses
         even when it delivers them, and a vanished requester is no error.
@@ -138,8 +140,15 @@ class RpcServer:
             content_type=JSON, correlation_id=correlation_id, delivery_mode=1
         )
         header = header_frame(number, properties)
-        max_content = self.channel.max_content_size
-        return encode_publish(number, "", reply_to, body, header=header, max_content=max_content)
+        return encode_publish(
+            number,
+            "",
+            reply_to,
+            body,
+            header=header,
+            max_content=self.channel.max_content_size,
+            then=encode_ack(number, delivery_tag),
+        )
 
     async def _write(self, payload: bytes) -> None:
         """Queue ``payload`` for the connection's writer; return once it is written."""
