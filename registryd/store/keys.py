@@ -1,10 +1,12 @@
 """Every Redis key name registryd uses, built in this one place.
 
 All keys share the hash tag ``{<prefix>}`` so that one registry lives in one Redis
-Cluster slot and every Lua script may touch all of it atomically. The scripts get the
-fixed keys and the prefixes of the per-entity keys as ``KEYS`` in the order of
-:data:`SCRIPT_KEYS`, which also names them for Lua: the scripts' prelude of
-``local K_EPOCH = KEYS[1]`` lines is generated from it (:mod:`registryd.store.lua`).
+Cluster slot and every Lua script may touch all of it atomically. A script gets one
+``KEY``, that hash-tagged base (it routes the script to the registry's slot), and
+names every key from it: the prelude's ``local K_EPOCH = BASE .. ':epoch'`` lines are
+generated from :data:`SCRIPT_KEYS` and :func:`script_key_suffixes`
+(:mod:`registryd.store.lua`). Passing the 21 names as ``KEYS`` cost more to encode
+than the rest of a write's command.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["LAYOUT_VERSION", "SCRIPT_KEYS", "Keys"]
+__all__ = ["LAYOUT_VERSION", "SCRIPT_KEYS", "Keys", "script_key_suffixes"]
 
-#: The Lua name of each ``KEYS`` entry and the :class:`Keys` attribute it holds, in order.
+#: The Lua name of each fixed key and per-entity key prefix, and its :class:`Keys` attribute.
 SCRIPT_KEYS: tuple[tuple[str, str], ...] = (
     ("K_EPOCH", "epoch"),
     ("K_REV", "revision"),
@@ -185,10 +187,22 @@ class Keys:
         return f"{self.message_prefix}{message_id}"
 
     def script_keys(self) -> list[str]:
-        """``KEYS`` of every Lua script, in the order of :data:`SCRIPT_KEYS`."""
-        return [getattr(self, attribute) for _, attribute in SCRIPT_KEYS]
+        """``KEYS`` of every Lua script: the base, from which the scripts name every key."""
+        return [self.base]
 
     def pattern(self) -> str:
         """A SCAN pattern matching every key of this registry (for clean-up in tests)."""
         escaped = self.base.replace("{", "\\{").replace("}", "\\}")
         return f"{escaped}:*"
+
+
+def script_key_suffixes() -> list[tuple[str, str]]:
+    """Each :data:`SCRIPT_KEYS` name with what its key adds to the base (``':epoch'``)."""
+    sample = Keys("p")
+    suffixes = []
+    for name, attribute in SCRIPT_KEYS:
+        key: str = getattr(sample, attribute)
+        if not key.startswith(sample.base):
+            raise ValueError(f"{attribute} does not start with the base: {key!r}")
+        suffixes.append((name, key.removeprefix(sample.base)))
+    return suffixes

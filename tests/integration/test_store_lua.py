@@ -11,7 +11,7 @@ from registryd.protocol import (
     master_routing_key,
     worker_routing_key,
 )
-from registryd.store.keys import Keys
+from registryd.store.keys import SCRIPT_KEYS, Keys
 from registryd.store.lua import source_of
 
 _ARGV_HEADER = ["100000", "", "600000", "", "60000"]
@@ -35,3 +35,11 @@ async def test_master_routing_keys_agree(redis: Redis, prefix: str, event: str) 
     """``master_key`` in Lua gives ``masters.<id>.<event>`` as Python does, for each event."""
     lua = await _lua(redis, prefix, f"master_key('10', '{event}')")
     assert master_routing_key(10, event) == lua  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("name", "attribute"), SCRIPT_KEYS, ids=[n for n, _ in SCRIPT_KEYS])
+async def test_lua_names_each_key_as_python_does(
+    redis: Redis, prefix: str, name: str, attribute: str
+) -> None:
+    """The prelude's ``K_X``/``P_X``, built from the one ``KEY``, is the key Keys names."""
+    assert getattr(Keys(prefix), attribute) == await _lua(redis, prefix, name)

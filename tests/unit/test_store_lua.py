@@ -30,12 +30,14 @@ def test_every_script_is_a_write_or_a_named_read() -> None:
     assert set(SOURCES) == reads | {script_for(op) for op in WRITES}
 
 
-def test_prelude_names_every_key_in_the_order_keys_gives_them() -> None:
-    """``local K_X = KEYS[i]`` for the i-th entry of SCRIPT_KEYS, which script_keys follows."""
-    declared = re.findall(r"^local (\w+) = KEYS\[(\d+)\]$", prelude(), re.MULTILINE)
-    assert [(name, str(i)) for i, (name, _) in enumerate(SCRIPT_KEYS, 1)] == declared
+def test_prelude_names_every_key_from_the_base() -> None:
+    """``local K_X = BASE .. '<suffix>'`` for every entry of SCRIPT_KEYS; one KEY, the base."""
+    declared = re.findall(r"^local (\w+) = BASE \.\. '([^']*)'$", prelude(), re.MULTILINE)
     keys = Keys("p")
-    assert [getattr(keys, attribute) for _, attribute in SCRIPT_KEYS] == keys.script_keys()
+    assert [(name, getattr(keys, attr).removeprefix(keys.base)) for name, attr in SCRIPT_KEYS] == (
+        declared
+    )
+    assert [keys.base] == keys.script_keys()
 
 
 def test_every_key_name_the_scripts_use_is_declared() -> None:

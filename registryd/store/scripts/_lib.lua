@@ -1,5 +1,5 @@
 -- Shared helpers of every registryd script; registryd/store/lua.py puts a generated
--- prelude before them (K_*/P_* names for KEYS, worker_key/master_key for routing keys)
+-- prelude before them (K_*/P_* key names from the base, worker_key/master_key for routing keys)
 -- and the script's own body after them.
 --
 -- ARGV (common header, set by registryd/store/redis.py):
