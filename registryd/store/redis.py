@@ -88,7 +88,6 @@ _LUA_DUPLICATE: Final = -1
 _WORKERS = TypeAdapter(list[Worker])
 _MASTERS = TypeAdapter(list[Master])
 _CHANGES = TypeAdapter(ChangesPage)
-_UNFILTERED = WorkerFilter()
 #: The field of a worker's hash holding its JSON document (written by ``_lib.lua``).
 _SCRIPT_TRAILER = re.compile(r"\s*script: \w+, on @user_script:\d+\.$")
 
@@ -389,19 +388,29 @@ class RedisStore:
         """``getWorkers``: the listed documents, cut down, joined, by ascending id.
 
         One snapshot; ``None`` when the joined documents would be over ``budget`` bytes.
-        An unfiltered listing of up to 10,000 workers is a ``SORT_RO`` (:mod:`.sorted`);
-        any other is one script call, which stops as soon as the budget is passed
-        (nothing that large crosses from Redis).
+        A listing of up to 10,000 workers with no id filter and no true flag is a
+        ``SORT_RO`` (:mod:`.sorted`); any other is one script call, which stops as soon
+        as the budget is passed (nothing that large crosses from Redis).
         """
-        if self._sorted is not None and where == _UNFILTERED:
+        leave_out = self._left_out_by(where)
+        if self._sorted is not None and leave_out is not None:
             with redis_errors():
-                sorted_listing = await self._sorted.read(after, limit, budget)
+                sorted_listing = await self._sorted.read(after, limit, budget, leave_out)
             if sorted_listing is not Outcome.USE_SCRIPT:
                 return None if sorted_listing is Outcome.OVER_BUDGET else sorted_listing
         status, *docs = await self.run_script(
             "read_workers", "list", *_page(after, limit, budget), *_filter_args(where)
         )
         return None if status < 0 else Listing(len(docs), b",".join(docs))
+
+    def _left_out_by(self, where: WorkerFilter) -> list[str] | None:
+        """The sets a sorted listing leaves out for ``where``; ``None``: only a script can."""
+        if where.masterid is not None or where.builderid is not None:
+            return None  # the documents are cut down to the matching pairs, in Lua
+        flags = ((where.paused, self.keys.paused), (where.graceful, self.keys.graceful))
+        if any(flag for flag, _ in flags):
+            return None  # a true flag reads its (small) set only, through the script
+        return [key for flag, key in flags if flag is False]
 
     async def read_worker_docs(
         self, masterid: int | None = None, after: int = 0, limit: int | None = None

@@ -18,12 +18,18 @@ The fast path stays off where it cannot work: on a Redis Cluster (``SORT``'s ``G
 patterns are refused there), for a prefix with ``*`` in it (the pattern's placeholder),
 and after any refusal (a Redis before 7.0 has no ``SORT_RO``; an ACL user needs read
 access to all keys for ``GET`` patterns), logged once. It takes at most
-:data:`SORTED_MAX` documents, read whole before their size is checked against the
-reply's budget; a longer listing goes to the script, which stops at the budget.
+:data:`SORTED_MAX` documents (and as many more as a false flag leaves out, up to as
+many again), read whole before their size is checked against the reply's budget; a
+longer listing goes to the script, which stops at the budget.
+
+``paused=false`` and ``graceful=false`` sort the same way: the ids of the paused (or
+graceful) set, read in the same ``MULTI``, are dropped, and the sort reads as many
+more documents as that set holds, so a page still fills.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 from typing import Final
 
@@ -61,48 +67,75 @@ class SortedListings:
         #: The ``GET`` pattern, or ``None`` while the fast path is off.
         self.pattern: str | None = None if "*" in prefix else f"{prefix}*"
 
-    async def read(self, after: int, limit: int | None, budget: int | None) -> Listing | Outcome:
+    async def read(
+        self,
+        after: int,
+        limit: int | None,
+        budget: int | None,
+        leave_out: Sequence[str] = (),
+    ) -> Listing | Outcome:
         """The workers above ``after`` (at most ``limit``), by ascending id, joined.
 
+        ``leave_out``: sets of ids not to list (``paused=false`` leaves out the paused
+        set): the sort reads that many more documents and drops theirs.
         Raises what redis-py raises for a lost connection (the store maps it).
         """
         if self.pattern is None:
             return Outcome.USE_SCRIPT
         try:
-            return await self._read(self.pattern, after, limit, budget)
+            return await self._read(self.pattern, after, limit, budget, leave_out)
         except ResponseError as exc:
             log.warning("sorted listings off; listing through the script", error=str(exc))
             self.pattern = None
             return Outcome.USE_SCRIPT
 
     async def _read(
-        self, pattern: str, after: int, limit: int | None, budget: int | None
+        self,
+        pattern: str,
+        after: int,
+        limit: int | None,
+        budget: int | None,
+        leave_out: Sequence[str],
     ) -> Listing | Outcome:
-        workers = self.keys.workers
-        before, remaining = await self._counts(after)
-        count = remaining if limit is None else min(remaining, limit)
-        if count > SORTED_MAX:
+        before, remaining, left_out = await self._counts(after, leave_out)
+        # At most left_out of the documents read are dropped: reading that many more
+        # than the page still fills it.
+        count = remaining if limit is None else min(remaining, limit + left_out)
+        if count > SORTED_MAX + min(left_out, SORTED_MAX):
             return Outcome.USE_SCRIPT
         if count == 0:
             return Listing(0, b"")
+        workers = self.keys.workers
         async with self.redis.pipeline(transaction=True) as tx:
             tx.zcount(workers, "-inf", after)
             tx.zcount(workers, f"({after}", "+inf")
+            for key in leave_out:
+                tx.smembers(key)
             tx.execute_command(
-                "SORT_RO", workers, "BY", "nosort", "GET", pattern, "LIMIT", before, count
-            )
-            now_before, now_remaining, docs = await tx.execute()
+                "SORT_RO", workers, "BY", "nosort", "GET", "#", "GET", pattern,
+                "LIMIT", before, count,
+            )  # fmt: skip
+            now_before, now_remaining, *dropped, pairs = await tx.execute()
         if now_before != before or (count == remaining and now_remaining != remaining):
             return Outcome.USE_SCRIPT  # the registry changed between the count and the sort
-        return _joined([d for d in docs if d is not None], budget)
+        drop = set().union(*dropped)
+        docs = [doc for wid, doc in zip(pairs[::2], pairs[1::2], strict=True)
+                if doc is not None and wid not in drop]  # fmt: skip
+        if limit is None:
+            return _joined(docs, budget)
+        if len(docs) < limit and count != now_remaining:
+            return Outcome.USE_SCRIPT  # more were left out than counted: the page is short
+        return _joined(docs[:limit], budget)
 
-    async def _counts(self, after: int) -> tuple[int, int]:
-        """Ids up to ``after``, and after it, in one round trip."""
+    async def _counts(self, after: int, leave_out: Sequence[str]) -> tuple[int, int, int]:
+        """Ids up to ``after``, after it, and in the sets to leave out: one round trip."""
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zcount(self.keys.workers, "-inf", after)
             pipe.zcount(self.keys.workers, f"({after}", "+inf")
-            before, remaining = await pipe.execute()
-        return int(before), int(remaining)
+            for key in leave_out:
+                pipe.scard(key)
+            before, remaining, *sizes = await pipe.execute()
+        return int(before), int(remaining), sum(map(int, sizes))
 
 
 def _joined(docs: list[bytes], budget: int | None) -> Listing | Outcome:

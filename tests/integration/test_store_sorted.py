@@ -11,7 +11,13 @@ import json
 import pytest
 from redis.asyncio import Redis
 
-from registryd.models import Operation, SetWorkerPaused, WorkerConfigured, WorkerConnected
+from registryd.models import (
+    Operation,
+    SetWorkerGraceful,
+    SetWorkerPaused,
+    WorkerConfigured,
+    WorkerConnected,
+)
 from registryd.ports import Listing
 from registryd.registry import WorkerFilter
 from registryd.store import Keys, RedisStore, StoreSettings
@@ -34,6 +40,8 @@ async def _populated(store: RedisStore) -> list[int]:
         writes.append((WorkerConfigured(workerid=w, masterid=1 + w % 3, builderids=[w]), None))
         if w % 4 == 0:
             writes.append((SetWorkerPaused(workerid=w, paused=True, pause_reason="r"), None))
+        if w % 3 == 0:
+            writes.append((SetWorkerGraceful(workerid=w, graceful=True), None))
     await store.apply_many(writes)
     return ids
 
@@ -52,17 +60,46 @@ async def stores(redis: Redis, prefix: str) -> tuple[RedisStore, RedisStore]:
 PAGES = [(0, None), (0, 1), (0, 7), (5, 10), (13, None), (39, 5), (40, None), (500, 3)]
 
 
+#: The filters a sort can list: none, and false flags (their sets are left out).
+SORTABLE = [ALL, WorkerFilter(paused=False), WorkerFilter(graceful=False),
+            WorkerFilter(paused=False, graceful=False)]  # fmt: skip
+
+
+@pytest.mark.parametrize("where", SORTABLE, ids=str)
 @pytest.mark.parametrize(("after", "limit"), PAGES)
 async def test_pages_agree_with_the_script(
-    stores: tuple[RedisStore, RedisStore], after: int, limit: int | None
+    stores: tuple[RedisStore, RedisStore], after: int, limit: int | None, where: WorkerFilter
 ) -> None:
     """Every page is the script's, byte for byte, with the same count."""
     sorting, scripting = stores
-    got = await sorting.read_listing(ALL, after, limit)
-    assert got == await scripting.read_listing(ALL, after, limit)
+    got = await sorting.read_listing(where, after, limit)
+    assert got == await scripting.read_listing(where, after, limit)
     assert got is not None
-    expected = min(max(WORKERS - after, 0), limit or WORKERS)
-    assert expected == got.count
+    if where == ALL:
+        assert min(max(WORKERS - after, 0), limit or WORKERS) == got.count
+
+
+async def test_a_false_flag_sorts(redis: Redis, prefix: str, stores: object) -> None:
+    """``paused=false`` is listed by the sort, the paused set left out."""
+    keys = Keys(prefix)
+    listings = SortedListings(redis, keys)
+    got = await listings.read(0, 5, None, [keys.paused])
+    assert isinstance(got, Listing)
+    assert [1, 2, 3, 5, 6] == [w["id"] for w in json.loads(b"[" + got.docs + b"]")]
+
+
+async def test_more_left_out_than_counted_goes_to_the_script(
+    redis: Redis, prefix: str, stores: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A set that grew between the count and the sort would shorten the page: the script lists."""
+    keys = Keys(prefix)
+    listings = SortedListings(redis, keys)
+
+    async def none_paused(after: int, leave_out: object) -> tuple[int, int, int]:
+        return after, WORKERS - after, 0  # as if the workers were paused just after
+
+    monkeypatch.setattr(listings, "_counts", none_paused)
+    assert Outcome.USE_SCRIPT == await listings.read(0, 5, None, [keys.paused])
 
 
 async def test_the_budget_refuses_alike(stores: tuple[RedisStore, RedisStore]) -> None:
@@ -127,8 +164,8 @@ async def test_a_change_between_count_and_sort_goes_to_the_script(
     """Counts that no longer hold inside the transaction hand the listing to the script."""
     listings = SortedListings(redis, Keys(prefix))
 
-    async def stale(after: int) -> tuple[int, int]:  # as before a reset, or a new worker
-        return after + 1, WORKERS - after - 1
+    async def stale(after: int, leave_out: object) -> tuple[int, int, int]:  # a reset, a new worker
+        return after + 1, WORKERS - after - 1, 0
 
     monkeypatch.setattr(listings, "_counts", stale)
     assert Outcome.USE_SCRIPT == await listings.read(3, None, None)
