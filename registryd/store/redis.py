@@ -330,16 +330,17 @@ class RedisStore:
         redis-py would re-send each redirected (MOVED) command on its own and go on past
         one that fails there; the batch's retry would then apply that one after later
         events, out of queue order. So nothing is redirected: a moved slot fails the
-        batch as ``Unavailable``, the slot table is read again, and the retry sends the
-        whole batch to the new master, where what the old one applied before the move
-        is a duplicate.
+        batch as ``Unavailable``, the slot is pointed at the node the ``MOVED`` names,
+        and the retry sends the whole batch to the new master, where what the old one
+        applied before the move is a duplicate.
         """
         if not isinstance(self.redis, RedisCluster):
             replies: list[Any] = await pipe.execute(raise_on_error=False)
             return replies
         replies = await pipe.execute(raise_on_error=False, allow_redirections=False)
-        if any(isinstance(r, AskError) for r in replies):  # MovedError is an AskError
-            await self.redis.nodes_manager.initialize()
+        moved = next((r for r in replies if isinstance(r, MovedError)), None)
+        if moved is not None:  # as redis-py does for one command: the slot's new node
+            await self.redis.nodes_manager.move_slot(moved)
         return replies
 
     async def load_scripts(self) -> None:
