@@ -103,12 +103,16 @@ class Subscriber:
         self._barrier = None
 
 
-def reason_number(tag: str) -> Callable[[bytes], int | None]:
-    """Reads ``n`` from a notification whose worker's pause reason is ``<tag>-<n>``."""
+def reason_number(tag: str, *, of_worker: bool = True) -> Callable[[bytes], int | None]:
+    """Reads ``n`` from a notification whose worker's pause reason is ``<tag>-<n>``.
+
+    ``of_worker=False``: from the pause event itself (the bare relay forwards events).
+    """
     prefix = tag + "-"
 
     def number(body: bytes) -> int | None:
-        reason = json.loads(body).get("worker", {}).get("pause_reason")
+        data = json.loads(body)
+        reason = (data.get("worker", {}) if of_worker else data).get("pause_reason")
         if isinstance(reason, str) and reason.startswith(prefix):
             return int(reason.removeprefix(prefix))
         return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 from collections import defaultdict
@@ -23,6 +22,7 @@ from bench.registry_paths import (
     expiry_seconds,
     ingest_seconds,
     pause_event,
+    reason_number,
 )
 from bench.report import Row, at_least, at_most
 from bench.stats import FEWEST, Stat, percentile
@@ -55,17 +55,6 @@ def _cpu_groups(ctx: Context) -> dict[str, list[int]]:
     }
 
 
-def _relay_number(tag: str) -> Callable[[bytes], int | None]:
-    """Reads ``n`` from a relayed event whose pause reason is ``<tag>-<n>``."""
-    prefix = tag + "-"
-
-    def number(body: bytes) -> int | None:
-        reason = json.loads(body).get("pause_reason")
-        return int(reason.removeprefix(prefix)) if str(reason).startswith(prefix) else None
-
-    return number
-
-
 async def _measure_ingest(
     ctx: Context, paused: list[int], count: int
 ) -> tuple[dict[str, Stat], dict[str, dict[str, Stat]]]:
@@ -88,7 +77,11 @@ async def _measure_ingest(
         _per_thousand(cpu["floor"], span.stop(), count)
         span.start()
         relayed = await relayed_seconds(
-            ctx.channel, names.relay_in, names.relay_out, bodies, _relay_number("floor")
+            ctx.channel,
+            names.relay_in,
+            names.relay_out,
+            bodies,
+            reason_number("floor", of_worker=False),
         )
         stats["relay"].add(relayed)
         _per_thousand(cpu["relay"], span.stop(), count)
