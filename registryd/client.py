@@ -346,7 +346,13 @@ class RegistryClient:
         async with self._lock:
             connection = await self._connected()
             if self._rpc is None or self._rpc.is_closed:
-                channel = await connection.channel(on_return_raises=True)
+                try:
+                    channel = await connection.channel(on_return_raises=True)
+                except RuntimeError as exc:
+                    # aiormq's "<Connection> closed": the node went before the close
+                    # callback marked it lost. Mark it now: the next call reconnects.
+                    self._lost = True
+                    raise Unavailable(f"RabbitMQ connection lost: {exc}") from exc
                 # Direct reply-to: the pseudo-queue is never declared, only consumed,
                 # with no-ack, on the channel the requests go out on, before the first.
                 replies = await channel.get_queue(DIRECT_REPLY_TO, ensure=False)
