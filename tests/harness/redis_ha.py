@@ -111,7 +111,7 @@ class PrivateSentinelSet:
                 replica,
                 "INFO",
                 "replication",
-                check=lambda i: i["master_link_status"] == "up",
+                check=lambda i: i.get("master_link_status") == "up",
             )
             await wait_for(linked, 20)
         for sentinel in self.sentinels:
@@ -184,7 +184,11 @@ class PrivateSentinelSet:
         server.args = ["--replicaof", "127.0.0.1", str(master_port)]
         await server.start()
         linked = partial(
-            _holds, server, "INFO", "replication", check=lambda i: i["master_link_status"] == "up"
+            _holds,
+            server,
+            "INFO",
+            "replication",
+            check=lambda i: i.get("master_link_status") == "up",
         )
         await wait_for(linked, 30)
 
