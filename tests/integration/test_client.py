@@ -426,6 +426,28 @@ async def test_call_without_rpc_queue_is_unavailable_at_once(prefix: str) -> Non
         assert not isinstance(caught.value, RpcTimeout)
 
 
+async def test_call_finds_the_rpc_queue_once_registryd_declared_it(
+    prefix: str, amqp: AbstractConnection, declared: Callable[[], Awaitable[Topology]]
+) -> None:
+    """A call that found no queue is no verdict: once the queue exists the next is answered.
+
+    Requests go without publisher confirms, so the client looks for the queue itself
+    before its first request on a channel; a miss must not stick.
+    """
+    async with await RegistryClient.connect(AMQP_URL, prefix, timeout=WAIT) as client:
+        with pytest.raises(Unavailable, match="has registryd run"):
+            await client.ping()
+        topology = await declared()
+        responder = Responder(await amqp.channel(), topology.names)
+        await responder.start()
+        try:
+            assert PING["version"] == (await client.ping()).version
+            assert PING["version"] == (await client.ping()).version
+        finally:
+            await responder.channel.close()
+        assert 2 == len(responder.requests)
+
+
 async def test_concurrent_calls_each_get_their_own_reply(
     client: RegistryClient, responder: Responder
 ) -> None:
