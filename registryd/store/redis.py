@@ -210,9 +210,9 @@ class RedisStore:
             return reply
         raise Unavailable("redis: the scripts vanish from its cache as they are loaded")
 
-    def _evalsha(self, pipe: Any, sha: str, argv: list[str | int]) -> None:  # noqa: ANN401
+    def _evalsha(self, pipe: Any, sha: str, argv: list[str | int], **target: Any) -> None:  # noqa: ANN401
         """Queue one script call (a cluster pipeline takes EVALSHA as a raw command only)."""
-        pipe.execute_command("EVALSHA", sha, len(self._key_list), *self._key_list, *argv)
+        pipe.execute_command("EVALSHA", sha, len(self._key_list), *self._key_list, *argv, **target)
 
     async def _wait_step(self, pipe: Any) -> object:  # noqa: ANN401 - either kind of pipeline
         """Append the fence's write and ``WAIT n timeout`` (two replies); the node asked.
@@ -310,19 +310,43 @@ class RedisStore:
         return results
 
     async def _pipeline(self, ops: Sequence[tuple[Operation, str | None]]) -> list[Any]:
+        """The batch's scripts in one ``MULTI``/``EXEC``; each script's reply or error.
+
+        A transaction, so that no other client's command runs between two of its
+        scripts: a script cache loaded meanwhile (:meth:`load_scripts`, by another
+        connection) would otherwise fail the first scripts of the batch (``NOSCRIPT``)
+        and run the later ones, which the retry would then put before the first.
+        Within one ``EXEC`` the cache is all there or all gone, since it is loaded in
+        one transaction too; a refused queueing (``MOVED``) aborts the whole batch.
+        """
         pipe = self.redis.pipeline(transaction=False)
+        target = await self._batch_target()
+        pipe.execute_command("MULTI", **target)
         for op, message_id in ops:
             sha = self._scripts[_write_script(op)].sha
             argv = self._argv(write_args(op), message_id, None)
-            self._evalsha(pipe, sha, argv)
+            self._evalsha(pipe, sha, argv, **target)
+        pipe.execute_command("EXEC", **target)
         durable = bool(self.settings.wait_replicas)
         node = await self._wait_step(pipe) if durable else None
         with redis_errors():
             replies = await self._send(pipe)
         if durable:
             *replies, _, reached = replies
+        executed = replies[-1]
+        if not isinstance(executed, list):  # EXECABORT: what refused the queueing says why
+            queued = replies[1:-1]
+            raise _error_from(next((r for r in queued if isinstance(r, Exception)), executed))
+        if durable:
             self._replicated(reached, node)
-        return replies
+        return executed
+
+    async def _batch_target(self) -> dict[str, Any]:
+        """On a cluster, every command of a batch goes to the node of the prefix's slot."""
+        if not isinstance(self.redis, RedisCluster):
+            return {}
+        await self.redis.initialize()
+        return {"target_nodes": self.redis.get_node_from_key(self.keys.wait_fence)}
 
     async def _send(self, pipe: Any) -> list[Any]:  # noqa: ANN401 - either kind of pipeline
         """Execute a batch's pipeline; on a cluster, all of it on one node or not at all.
@@ -348,16 +372,24 @@ class RedisStore:
 
         On a cluster each goes to every master, so a slot that moves finds them there.
         """
+        nodes: list[Any] = [None]
         if isinstance(self.redis, RedisCluster):
             with redis_errors():
-                for source in SOURCES.values():
-                    await self.redis.script_load(source)
-            return
+                await self.redis.initialize()
+            nodes = list(self.redis.get_primaries())
         pipe = self.redis.pipeline(transaction=False)
-        for source in SOURCES.values():
-            pipe.script_load(source)
+        for node in nodes:
+            # All at once (MULTI): a batch's EXEC finds every script or none (_pipeline).
+            target = {} if node is None else {"target_nodes": node}
+            pipe.execute_command("MULTI", **target)
+            for source in SOURCES.values():
+                pipe.execute_command("SCRIPT LOAD", source, **target)
+            pipe.execute_command("EXEC", **target)
         with redis_errors():
-            await pipe.execute()
+            replies = await pipe.execute(raise_on_error=False)
+        failed = next((r for r in replies if isinstance(r, Exception)), None)
+        if failed is not None:
+            raise _error_from(failed)
 
     async def find_worker_id(self, name: str) -> int:
         """``findWorkerId``: the id of ``name``, creating the worker when it is new."""
