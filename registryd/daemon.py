@@ -552,10 +552,14 @@ class Daemon:
         except Exception as exc:  # noqa: BLE001 - shutdown goes on whatever failed; logged
             log.warning("error while finishing in-flight work", error=str(exc))
         session.stopping.set()
+        # Nothing may use Redis once its client is closed: a command sent after that
+        # would open a connection that nobody closes.
+        session.rpc.abort()
         for task in session.tasks:
             task.cancel()
-        if session.tasks:
-            _, pending = await asyncio.wait(session.tasks, timeout=_CLOSE_SECONDS)
+        tasks = [*session.tasks, *session.rpc.in_flight]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=_CLOSE_SECONDS)
             for task in pending:  # it lost its cancellation; it ends with the loop
                 log.warning("task did not stop in time; leaving it", task=task.get_name())
 

@@ -77,6 +77,7 @@ class RpcServer:
         self.auth_masters = auth_masters
         self._tag: str | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._stopping = False
         # The metrics' label children, looked up once each (methods and codes are few).
         self._counted: dict[tuple[str, str], Counter] = {}
         self._timed: dict[str, Histogram] = {}
@@ -87,14 +88,36 @@ class RpcServer:
         self._tag = ok.consumer_tag
 
     async def stop(self) -> None:
-        """Stop taking requests, then let the ones in hand finish and reply."""
-        if self._tag is not None:
-            tag, self._tag = self._tag, None
-            await self.channel.basic_cancel(tag)
-        if self._in_flight:
-            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        """Stop taking requests, then let the ones in hand finish and reply.
+
+        The requests in hand are waited for even when the cancel fails (the channel is
+        gone), so that none of them still uses Redis once the daemon closes its client;
+        a delivery whose task starts after that is not served: it stays unacked and
+        returns to the queue when the channel closes.
+        """
+        try:
+            if self._tag is not None:
+                tag, self._tag = self._tag, None
+                await self.channel.basic_cancel(tag)
+        finally:
+            while self._in_flight:  # those that started meanwhile too
+                await asyncio.gather(*self._in_flight, return_exceptions=True)
+            self._stopping = True
+
+    @property
+    def in_flight(self) -> list[asyncio.Task[None]]:
+        """The tasks of the requests still in hand."""
+        return list(self._in_flight)
+
+    def abort(self) -> None:
+        """Cancel the requests still in hand (unacked, they return to the queue)."""
+        self._stopping = True
+        for task in self._in_flight:
+            task.cancel()
 
     async def _on_request(self, message: DeliveredMessage) -> None:
+        if self._stopping:
+            return
         task = asyncio.current_task()
         if task is not None:
             self._in_flight.add(task)
