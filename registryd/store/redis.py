@@ -131,6 +131,15 @@ def redis_errors() -> Iterator[None]:
         raise Unavailable(f"redis: {exc}") from exc
 
 
+def _executed(replies: list[Any]) -> list[Any]:
+    """The replies of a ``MULTI``'s scripts; an aborted one raises what refused the queueing."""
+    executed = replies[-1]
+    if isinstance(executed, list):
+        return executed
+    queued = replies[1:-1]
+    raise _error_from(next((r for r in queued if isinstance(r, Exception)), executed))
+
+
 def _applied(reply: object) -> Applied:
     count = int(reply)  # type: ignore[call-overload]
     return DUPLICATE if count == _LUA_DUPLICATE else count
@@ -318,28 +327,30 @@ class RedisStore:
         and run the later ones, which the retry would then put before the first.
         Within one ``EXEC`` the cache is all there or all gone, since it is loaded in
         one transaction too; a refused queueing (``MOVED``) aborts the whole batch.
+        A batch of one script needs no transaction (it saves two replies).
         """
         pipe = self.redis.pipeline(transaction=False)
         target = await self._batch_target()
-        pipe.execute_command("MULTI", **target)
+        multi = len(ops) > 1
+        if multi:
+            pipe.execute_command("MULTI", **target)
         for op, message_id in ops:
             sha = self._scripts[_write_script(op)].sha
             argv = self._argv(write_args(op), message_id, None)
             self._evalsha(pipe, sha, argv, **target)
-        pipe.execute_command("EXEC", **target)
+        if multi:
+            pipe.execute_command("EXEC", **target)
         durable = bool(self.settings.wait_replicas)
         node = await self._wait_step(pipe) if durable else None
         with redis_errors():
             replies = await self._send(pipe)
         if durable:
             *replies, _, reached = replies
-        executed = replies[-1]
-        if not isinstance(executed, list):  # EXECABORT: what refused the queueing says why
-            queued = replies[1:-1]
-            raise _error_from(next((r for r in queued if isinstance(r, Exception)), executed))
+        if multi:
+            replies = _executed(replies)
         if durable:
             self._replicated(reached, node)
-        return executed
+        return replies
 
     async def _batch_target(self) -> dict[str, Any]:
         """On a cluster, every command of a batch goes to the node of the prefix's slot."""
