@@ -436,16 +436,27 @@ class RedisStore:
         ``SORT_RO`` (:mod:`.sorted`); any other is one script call, which stops as soon
         as the budget is passed (nothing that large crosses from Redis).
         """
-        leave_out = self._left_out_by(where)
-        if self._sorted is not None and leave_out is not None:
-            with redis_errors():
-                sorted_listing = await self._sorted.read(after, limit, budget, leave_out)
-            if sorted_listing is not Outcome.USE_SCRIPT:
-                return None if sorted_listing is Outcome.OVER_BUDGET else sorted_listing
+        sorted_listing = await self._sorted_listing(where, after, limit, budget)
+        if sorted_listing is not Outcome.USE_SCRIPT:
+            return None if sorted_listing is Outcome.OVER_BUDGET else sorted_listing
         status, *docs = await self.run_script(
             "read_workers", "list", *_page(after, limit, budget), *_filter_args(where)
         )
         return None if status < 0 else Listing(len(docs), b",".join(docs))
+
+    async def _sorted_listing(
+        self, where: WorkerFilter, after: int, limit: int | None, budget: int | None
+    ) -> Listing | Outcome:
+        """The listing through ``SORT_RO`` (:mod:`.sorted`), where it can go that way."""
+        if self._sorted is None:
+            return Outcome.USE_SCRIPT
+        masterid, leave_out = where.masterid, self._left_out_by(where)
+        with redis_errors():
+            if masterid is not None and where == WorkerFilter(masterid):
+                return await self._sorted.read_master(masterid, after, limit, budget)
+            if leave_out is not None:
+                return await self._sorted.read(after, limit, budget, leave_out)
+        return Outcome.USE_SCRIPT
 
     def _left_out_by(self, where: WorkerFilter) -> list[str] | None:
         """The sets a sorted listing leaves out for ``where``; ``None``: only a script can."""

@@ -1,4 +1,4 @@
-"""An unfiltered ``getWorkers`` through ``SORT_RO ... GET``: the documents copied in C.
+"""``getWorkers`` through ``SORT_RO ... GET``: the documents copied in C.
 
 ``read_workers.lua`` lists any filter in one script, but Redis turns every document it
 reads into a Lua string and back: at 10,000 workers the script costs about 1.5x an
@@ -25,10 +25,17 @@ longer listing goes to the script, which stops at the budget.
 ``paused=false`` and ``graceful=false`` sort the same way: the ids of the paused (or
 graceful) set, read in the same ``MULTI``, are dropped, and the sort reads as many
 more documents as that set holds, so a page still fills.
+
+``masterid`` alone, from the first id (``after`` 0): ``SORT_RO <master's set> LIMIT 0 n
+GET # GET <worker_prefix>*`` sorts that master's ids (one command: one snapshot), and
+each document is cut down here as ``read_workers.lua`` cuts it (:func:`cut_to_master`),
+most of them with two byte counts and no parse. A later page (``after`` above 0) has no
+offset a plain set can give: it goes to the script.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from enum import Enum
 from typing import Final
@@ -40,7 +47,7 @@ from redis.exceptions import ResponseError
 from registryd.ports import Listing
 from registryd.store.keys import Keys
 
-__all__ = ["SORTED_MAX", "Outcome", "SortedListings"]
+__all__ = ["SORTED_MAX", "Outcome", "SortedListings", "cut_to_master"]
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +65,7 @@ class Outcome(Enum):
 
 
 class SortedListings:
-    """Unfiltered listings through ``SORT_RO``, for one prefix on one Redis (not a cluster)."""
+    """Listings through ``SORT_RO``, for one prefix on one Redis (not a cluster)."""
 
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self.redis = redis
@@ -127,6 +134,41 @@ class SortedListings:
             return Outcome.USE_SCRIPT  # more were left out than counted: the page is short
         return _joined(docs[:limit], budget)
 
+    async def read_master(
+        self, masterid: int, after: int, limit: int | None, budget: int | None
+    ) -> Listing | Outcome:
+        """``getWorkers(masterid=...)`` from the first id: the master's set, sorted, cut here.
+
+        Raises what redis-py raises for a lost connection (the store maps it).
+        """
+        if self.pattern is None or after > 0:
+            return Outcome.USE_SCRIPT
+        try:
+            return await self._read_master(self.pattern, masterid, limit, budget)
+        except ResponseError as exc:
+            log.warning("sorted listings off; listing through the script", error=str(exc))
+            self.pattern = None
+            return Outcome.USE_SCRIPT
+
+    async def _read_master(
+        self, pattern: str, masterid: int, limit: int | None, budget: int | None
+    ) -> Listing | Outcome:
+        key = f"{self.keys.configured_prefix}{masterid}"
+        size = int(await self.redis.scard(key))
+        # Unpaged, one more than counted: a longer answer means the set grew meanwhile.
+        count = size + 1 if limit is None else min(size, limit)
+        if count > SORTED_MAX + (limit is None):
+            return Outcome.USE_SCRIPT
+        if count == 0:
+            return Listing(0, b"")
+        pairs: list[bytes | None] = await self.redis.execute_command(  # type: ignore[no-untyped-call]
+            "SORT_RO", key, "LIMIT", 0, count, "GET", "#", "GET", pattern
+        )
+        if limit is None and len(pairs) // 2 > size:
+            return Outcome.USE_SCRIPT
+        docs = [cut_to_master(doc, masterid) for doc in pairs[1::2] if doc is not None]
+        return _joined([doc for doc in docs if doc is not None], budget)
+
     async def _counts(self, after: int, leave_out: Sequence[str]) -> tuple[int, int, int]:
         """Ids up to ``after``, after it, and in the sets to leave out: one round trip."""
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -136,6 +178,42 @@ class SortedListings:
                 pipe.scard(key)
             before, remaining, *sizes = await pipe.execute()
         return int(before), int(remaining), sum(map(int, sizes))
+
+
+_CONNECTED: Final = b',"connected_to":['
+_TAIL: Final = re.compile(rb"([\d,]*)\],\"configured_on\":\[(.*)\]\}", re.DOTALL)
+_PAIR: Final = re.compile(rb'\{"builderid":(\d+),"masterid":(\d+)\}')
+
+
+def cut_to_master(doc: bytes, masterid: int) -> bytes | None:
+    """``doc`` as ``getWorkers(masterid=...)`` lists it, as ``read_workers.lua`` cuts it.
+
+    ``configured_on`` keeps the pairs on ``masterid`` (``None`` when none is left) and
+    ``connected_to`` keeps ``masterid`` only; a document that loses nothing is returned
+    as stored. ``connected_to`` is the document's last list but ``configured_on``, so
+    its last ``,"connected_to":[`` is its own (``workerinfo`` comes before it).
+    """
+    mid = b"%d" % masterid
+    start = doc.rindex(_CONNECTED) + len(_CONNECTED)
+    end = doc.index(b"]", start)
+    conn = doc[start:end]
+    # Every "masterid":<mid>} is also a "masterid": (counted in workerinfo too), so
+    # equal counts mean that no pair is on another master.
+    if conn in (b"", mid) and doc.count(b'"masterid":') == doc.count(b'"masterid":' + mid + b"}"):
+        return doc
+    tail = _TAIL.fullmatch(doc, start)
+    if tail is None:
+        raise ValueError(f"not a worker document: {doc[:80]!r}...")
+    conn, pairs = tail.groups()
+    found = list(_PAIR.finditer(pairs))
+    kept = [pair[0] for pair in found if pair[2] == mid]
+    if not kept:
+        return None
+    if conn not in (b"", mid):
+        conn = mid if mid in conn.split(b",") else b""
+    elif len(kept) == len(found):
+        return doc
+    return b'%s%s],"configured_on":[%s]}' % (doc[:start], conn, b",".join(kept))
 
 
 def _joined(docs: list[bytes], budget: int | None) -> Listing | Outcome:
