@@ -73,6 +73,9 @@ class SortedListings:
         prefix = keys.worker_prefix
         #: The ``GET`` pattern, or ``None`` while the fast path is off.
         self.pattern: str | None = None if "*" in prefix else f"{prefix}*"
+        #: Per master: whether its set was last seen over :data:`SORTED_MAX` (absent:
+        #: not seen yet).
+        self._large: dict[int, bool] = {}
 
     async def read(
         self,
@@ -153,18 +156,26 @@ class SortedListings:
     async def _read_master(
         self, pattern: str, masterid: int, limit: int | None, budget: int | None
     ) -> Listing | Outcome:
-        key = f"{self.keys.configured_prefix}{masterid}"
-        size = int(await self.redis.scard(key))
-        # Unpaged, one more than counted: a longer answer means the set grew meanwhile.
-        count = size + 1 if limit is None else min(size, limit)
-        if count > SORTED_MAX + (limit is None):
+        if limit is not None and limit > SORTED_MAX:
             return Outcome.USE_SCRIPT
-        if count == 0:
-            return Listing(0, b"")
+        key = f"{self.keys.configured_prefix}{masterid}"
+        # The sort alone is the snapshot: unpaged, it asks for one more than it may
+        # list, and fewer back means all of them. Counting first only spares reading
+        # SORTED_MAX documents of a master too large for it, so it is done while the
+        # master is not known to be small (a round trip less for the others).
+        if self._large.get(masterid, True):
+            size = int(await self.redis.scard(key))
+            self._large[masterid] = size > SORTED_MAX
+            if size == 0:
+                return Listing(0, b"")
+            if limit is None and size > SORTED_MAX:
+                return Outcome.USE_SCRIPT
+        count = SORTED_MAX + 1 if limit is None else limit
         pairs: list[bytes | None] = await self.redis.execute_command(  # type: ignore[no-untyped-call]
             "SORT_RO", key, "LIMIT", 0, count, "GET", "#", "GET", pattern
         )
-        if limit is None and len(pairs) // 2 > size:
+        if len(pairs) // 2 > SORTED_MAX:
+            self._large[masterid] = True
             return Outcome.USE_SCRIPT
         docs = [cut_to_master(doc, masterid) for doc in pairs[1::2] if doc is not None]
         return _joined([doc for doc in docs if doc is not None], budget)

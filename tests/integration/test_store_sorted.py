@@ -251,20 +251,31 @@ async def test_a_master_listing_cut_matches_what_the_worker_is_on(
         assert worker["connected_to"] in ([], [2])
 
 
-async def test_a_master_set_grown_meanwhile_goes_to_the_script(
+async def test_a_master_over_the_sort_limit_goes_to_the_script(
     redis: Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Unpaged, the sort reads one more than counted: more means the set grew; the script lists."""
+    """Unpaged, a master with more workers than one sort may read is the script's.
+
+    Also one that grew past the limit after it was seen small (no count then): the
+    sort reads one more than the limit and notices.
+    """
+    monkeypatch.setattr(sorted_module, "SORTED_MAX", 5)
     keys = Keys(prefix)
     store = RedisStore(redis, keys)
+    scripting = RedisStore(redis, keys, StoreSettings(sorted_listings=False))
     await store.init_epoch()
     await _multi_master(store)
     listings = SortedListings(redis, keys)
-    real_scard = redis.scard
-
-    async def one_less(key: str) -> int:
-        return int(await real_scard(key)) - 1
-
-    monkeypatch.setattr(redis, "scard", one_less)
     assert Outcome.USE_SCRIPT == await listings.read_master(1, 0, None, None)
-    assert isinstance(await listings.read_master(1, 0, 3, None), Listing)
+    assert await store.read_listing(WorkerFilter(masterid=1)) == await scripting.read_listing(
+        WorkerFilter(masterid=1)
+    )
+    first = await listings.read_master(1, 0, 3, None)
+    assert first == await scripting.read_listing(WorkerFilter(masterid=1), 0, 3)
+    assert Listing(0, b"") == await listings.read_master(5, 0, None, None)  # seen small
+    ids = [await store.find_worker_id(f"late{i}") for i in range(6)]
+    await store.apply_many(
+        [(WorkerConfigured(workerid=w, masterid=5, builderids=[50]), None) for w in ids]
+    )
+    assert Outcome.USE_SCRIPT == await listings.read_master(5, 0, None, None)
+    assert 6 == (await store.read_listing(WorkerFilter(masterid=5)) or Listing(0, b"")).count
