@@ -177,8 +177,15 @@ class SortedListings:
         if len(pairs) // 2 > SORTED_MAX:
             self._large[masterid] = True
             return Outcome.USE_SCRIPT
-        docs = [cut_to_master(doc, masterid) for doc in pairs[1::2] if doc is not None]
-        return _joined([doc for doc in docs if doc is not None], budget)
+        docs = [doc for doc in pairs[1::2] if doc is not None]
+        joined = b",".join(docs)
+        if not _all_on_master(joined, masterid):
+            cut = (cut_to_master(doc, masterid) for doc in docs)
+            docs = [doc for doc in cut if doc is not None]
+            joined = b",".join(docs)
+        if budget is not None and len(joined) > budget:
+            return Outcome.OVER_BUDGET
+        return Listing(len(docs), joined)
 
     async def _counts(self, after: int, leave_out: Sequence[str]) -> tuple[int, int, int]:
         """Ids up to ``after``, after it, and in the sets to leave out: one round trip."""
@@ -194,6 +201,23 @@ class SortedListings:
 _CONNECTED: Final = b',"connected_to":['
 _TAIL: Final = re.compile(rb"([\d,]*)\],\"configured_on\":\[(.*)\]\}", re.DOTALL)
 _PAIR: Final = re.compile(rb'\{"builderid":(\d+),"masterid":(\d+)\}')
+
+
+def _all_on_master(joined: bytes, masterid: int) -> bool:
+    """Whether no document of ``joined`` (joined by ``,``) loses anything to the cut.
+
+    Counted over all of them at once: each needle that is allowed is also an
+    occurrence of the one counted against it (in ``workerinfo`` too), so equal counts
+    mean every ``configured_on`` pair is on ``masterid`` and every ``connected_to`` is
+    empty or ``masterid``; no ``configured_on`` may be empty (none would be listed).
+    """
+    mid = b"%d" % masterid
+    return (
+        joined.count(b'"masterid":') == joined.count(b'"masterid":' + mid + b"}")
+        and joined.count(_CONNECTED)
+        == joined.count(_CONNECTED + b"]") + joined.count(_CONNECTED + mid + b"]")
+        and b'"configured_on":[]' not in joined
+    )
 
 
 def cut_to_master(doc: bytes, masterid: int) -> bytes | None:

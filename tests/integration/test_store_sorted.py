@@ -279,3 +279,16 @@ async def test_a_master_over_the_sort_limit_goes_to_the_script(
     )
     assert Outcome.USE_SCRIPT == await listings.read_master(5, 0, None, None)
     assert 6 == (await store.read_listing(WorkerFilter(masterid=5)) or Listing(0, b"")).count
+
+
+@pytest.mark.parametrize("masterid", [1, 2, 3])
+async def test_one_master_workers_agree_with_the_script(
+    stores: tuple[RedisStore, RedisStore], masterid: int
+) -> None:
+    """Workers on one master each (master 1's lose nothing to the cut, taken whole at once)."""
+    sorting, scripting = stores
+    where = WorkerFilter(masterid=masterid)
+    got = await sorting.read_listing(where)
+    assert got == await scripting.read_listing(where)
+    assert got is not None
+    assert WORKERS // 3 <= got.count
