@@ -154,6 +154,8 @@ class RegistryClient:
         self._lost = False
         connection.close_callbacks.add(self._on_connection_closed)
         self._pending: dict[str, asyncio.Future[bytes]] = {}
+        #: The channel each pending request went out on (once it is being published).
+        self._sent_on: dict[str, AbstractChannel] = {}
         self._rpc: AbstractChannel | None = None
         #: The RPC queue was seen since the RPC channel opened (see :meth:`_check_rpc_queue`).
         self._rpc_queue_seen = False
@@ -255,6 +257,9 @@ class RegistryClient:
         )
         connection.close_callbacks.add(self._on_connection_closed)
         old, self._connection, self._lost = self._connection, connection, False
+        # Its close callback may not have run yet (a connection found closed on opening
+        # a channel): run now, it would mark the new connection lost.
+        old.close_callbacks.discard(self._on_connection_closed)
         with contextlib.suppress(*BROKER_ERRORS):  # lost already: this frees its socket
             await old.close()
         log.info("reconnected to RabbitMQ", node=self._node + 1, lost=lost + 1)
@@ -305,6 +310,7 @@ class RegistryClient:
                 channel = await self._rpc_channel()
                 if not self._rpc_queue_seen:
                     await self._check_rpc_queue()
+                self._sent_on[correlation_id] = channel
                 await channel.default_exchange.publish(message, self.names.rpc, mandatory=False)
                 body: bytes = await reply
         except TimeoutError:
@@ -320,6 +326,7 @@ class RegistryClient:
             raise Unavailable(f"{method}: RabbitMQ failed: {exc!r}") from exc
         finally:
             self._pending.pop(correlation_id, None)
+            self._sent_on.pop(correlation_id, None)
         return body
 
     async def execute(
@@ -350,16 +357,10 @@ class RegistryClient:
         async with self._lock:
             connection = await self._connected()
             if self._rpc is None or self._rpc.is_closed:
-                try:
-                    # No publisher confirms: a request's reply (or its timeout) tells
-                    # its outcome, and a confirm would cost a frame and a wake-up per
-                    # call on both ends (measured: about 0.1x of getWorker's p50).
-                    channel = await connection.channel(publisher_confirms=False)
-                except RuntimeError as exc:
-                    # aiormq's "<Connection> closed": the node went before the close
-                    # callback marked it lost. Mark it now: the next call reconnects.
-                    self._lost = True
-                    raise Unavailable(f"RabbitMQ connection lost: {exc}") from exc
+                # No publisher confirms: a request's reply (or its timeout) tells its
+                # outcome, and a confirm would cost a frame and a wake-up per call on
+                # both ends (measured: about 0.1x of getWorker's p50).
+                channel = await self._channel_on(connection)
                 # Direct reply-to: the pseudo-queue is never declared, only consumed,
                 # with no-ack, on the channel the requests go out on, before the first.
                 replies = await channel.get_queue(DIRECT_REPLY_TO, ensure=False)
@@ -368,6 +369,16 @@ class RegistryClient:
                 self._rpc = channel
                 self._rpc_queue_seen = False
             return self._rpc
+
+    async def _channel_on(self, connection: AbstractConnection) -> AbstractChannel:
+        """A channel without publisher confirms; a connection found closed is lost."""
+        try:
+            return await connection.channel(publisher_confirms=False)
+        except RuntimeError as exc:
+            # aiormq's "<Connection> closed": the node went before the close callback
+            # marked it lost. Mark it now: the next call reconnects.
+            self._lost = True
+            raise Unavailable(f"RabbitMQ connection lost: {exc}") from exc
 
     async def _check_rpc_queue(self) -> None:
         """Raise ``ChannelNotFoundEntity`` unless the RPC queue exists.
@@ -381,7 +392,7 @@ class RegistryClient:
         async with self._lock:
             if self._rpc_queue_seen:
                 return
-            channel = await (await self._connected()).channel(publisher_confirms=False)
+            channel = await self._channel_on(await self._connected())
             try:
                 await channel.declare_queue(self.names.rpc, passive=True)
             finally:
@@ -396,8 +407,14 @@ class RegistryClient:
             return
         reply.set_result(message.body)
 
-    def _on_rpc_closed(self, _channel: object, exc: BaseException | None) -> None:
-        self._fail_pending(Unavailable(f"the RPC channel closed: {exc!r}"))
+    def _on_rpc_closed(self, channel: object, exc: BaseException | None) -> None:
+        # Only the requests sent on that channel: its callback can run after the client
+        # moved on to a new connection (a connection found closed on opening a channel).
+        error = Unavailable(f"the RPC channel closed: {exc!r}")
+        for cid, sent_on in list(self._sent_on.items()):
+            reply = self._pending.get(cid)
+            if sent_on is channel and reply is not None and not reply.done():
+                reply.set_exception(error)
 
     def _fail_pending(self, error: RegistryError) -> None:
         for reply in self._pending.values():

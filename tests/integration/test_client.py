@@ -448,6 +448,28 @@ async def test_call_finds_the_rpc_queue_once_registryd_declared_it(
         assert 2 == len(responder.requests)
 
 
+async def test_a_connection_found_closed_on_opening_a_channel_is_lost_and_replaced(
+    client: RegistryClient, responder: Responder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiormq's RuntimeError for a connection closed under it is ``unavailable``, then redone.
+
+    The broker node can go before the connection's close callback ran; opening a
+    channel then raises a plain RuntimeError. It must reach the caller as
+    ``unavailable``, and the next call must connect again.
+    """
+    first = client.connection
+
+    async def closed(**_: object) -> AbstractChannel:
+        raise RuntimeError("<Connection: ...> closed")
+
+    # The first call opens a channel to look for the RPC queue.
+    monkeypatch.setattr(first, "channel", closed)
+    with pytest.raises(Unavailable, match="connection lost"):
+        await client.ping()
+    assert PING["version"] == (await client.ping()).version
+    assert client.connection is not first
+
+
 async def test_concurrent_calls_each_get_their_own_reply(
     client: RegistryClient, responder: Responder
 ) -> None:
