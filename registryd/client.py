@@ -36,7 +36,7 @@ import json
 import os
 import ssl
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Final, Generic, Literal, Self, TypeVar
 
@@ -345,12 +345,7 @@ class RegistryClient:
         fit (an error reply, or registryd's bug) goes through :func:`_result` for its
         typed error.
         """
-        body = await self._request(op.method, _params(op), None)
-        try:
-            return shape.validate_json(body).result
-        except ValidationError as exc:
-            _result(op.method, body)  # raises the reply's own error, if it is one
-            raise Internal(f"{op.method}: unexpected result: {exc}") from None
+        return _parsed(shape, op.method, await self._request(op.method, _params(op), None))
 
     async def _rpc_channel(self) -> AbstractChannel:
         """The open RPC channel, (re)opened with its reply consumer when needed."""
@@ -462,7 +457,7 @@ class RegistryClient:
         """
         filters = _filters(masterid, builderid, paused, graceful)
         return await self._paged(
-            filters, page_size, lambda op: self._typed(_WORKERS, op), lambda w: w.id
+            filters, page_size, lambda body: _parsed(_WORKERS, "getWorkers", body), lambda w: w.id
         )
 
     async def get_workers_json(
@@ -476,30 +471,58 @@ class RegistryClient:
     ) -> list[Any]:
         """:meth:`get_workers`, paged the same way, as the RPC's JSON records (dicts)."""
         filters = _filters(masterid, builderid, paused, graceful)
-        return await self._paged(filters, page_size, self.execute, lambda w: int(w["id"]))
+        return await self._paged(
+            filters, page_size, lambda body: _result("getWorkers", body), lambda w: int(w["id"])
+        )
 
     async def _paged(
         self,
         filters: dict[str, Any],
         page_size: int,
-        fetch: Callable[[GetWorkers], Awaitable[list[_T]]],
+        decode: Callable[[bytes], list[_T]],
         id_of: Callable[[_T], int],
     ) -> list[_T]:
-        """Every page of a ``getWorkers`` listing, halving pages the daemon finds too large."""
+        """Every page of a ``getWorkers`` listing, halving pages the daemon finds too large.
+
+        The next page is asked for while this one is decoded, from the last id its bytes
+        show; the decoded last id must agree, or that early request is dropped and the
+        page asked for again (a ``workerinfo`` can hold an ``{"id":`` of its own).
+        """
         workers: list[_T] = []
-        while True:
-            after = id_of(workers[-1]) if workers else 0
-            op = _op(GetWorkers, **filters, limit=page_size, after=after)
-            try:
-                page = await fetch(op)
-            except TooLarge:
-                if page_size == 1:
-                    raise
-                page_size = max(1, page_size // 2)
-                continue
-            workers += page
-            if len(page) < page_size:
-                return workers
+        after = 0
+        ahead: tuple[int, int, asyncio.Task[bytes]] | None = None  # after, size, request
+        try:
+            while True:
+                if ahead is not None and ahead[:2] == (after, page_size):
+                    body = await ahead[2]
+                else:
+                    if ahead is not None:
+                        await _dropped(ahead[2])
+                    body = await self._page(filters, page_size, after)
+                ahead = None
+                guess = _last_id(body, page_size)
+                if guess is not None:
+                    early = asyncio.create_task(self._page(filters, page_size, guess))
+                    ahead = (guess, page_size, early)
+                try:
+                    page = decode(body)
+                except TooLarge:
+                    if page_size == 1:
+                        raise
+                    page_size = max(1, page_size // 2)
+                    continue
+                workers += page
+                if len(page) < page_size:
+                    return workers
+                after = id_of(page[-1])
+        finally:
+            if ahead is not None:
+                await _dropped(ahead[2])
+
+    async def _page(self, filters: dict[str, Any], size: int, after: int) -> bytes:
+        """The reply's bytes for one page of a ``getWorkers`` listing."""
+        op = _op(GetWorkers, **filters, limit=size, after=after)
+        return await self._request(op.method, _params(op), None)
 
     async def worker_connected(
         self,
@@ -704,6 +727,43 @@ def _params(op: Operation) -> dict[str, Any]:
     if isinstance(op, SetWorkerPaused):
         params["pause_reason"] = op.pause_reason
     return params
+
+
+def _parsed(shape: TypeAdapter[_Ok[_T]], method: str, body: bytes) -> _T:
+    """A reply's result parsed straight from its bytes into ``shape``.
+
+    One pass of pydantic's JSON parser, no ``json.loads`` first; a reply that does not
+    fit (an error reply, or registryd's bug) goes through :func:`_result` for its typed
+    error.
+    """
+    try:
+        return shape.validate_json(body).result
+    except ValidationError as exc:
+        _result(method, body)  # raises the reply's own error, if it is one
+        raise Internal(f"{method}: unexpected result: {exc}") from None
+
+
+def _last_id(body: bytes, page_size: int) -> int | None:
+    """The last worker id a full page's bytes show, or ``None`` for a page not full.
+
+    A guess: a worker's document starts with ``{"id":``, but its ``workerinfo`` may
+    hold one too (then there are more than counted, and the last may be that one).
+    """
+    if body.count(b'{"id":') < page_size:
+        return None
+    start = body.rindex(b'{"id":') + len(b'{"id":')
+    end = start
+    while end < len(body) and body[end : end + 1].isdigit():
+        end += 1
+    return int(body[start:end]) if end > start else None
+
+
+async def _dropped(request: asyncio.Task[bytes]) -> None:
+    """Cancel a page asked for early and not wanted; whatever it ended with is moot."""
+    request.cancel()
+    await asyncio.wait([request])  # the caller's own cancellation still reaches it
+    if not request.cancelled():
+        request.exception()  # retrieved: nothing to report
 
 
 def _result(method: str, body: bytes) -> Any:  # noqa: ANN401 - the raw JSON result

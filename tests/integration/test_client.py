@@ -21,6 +21,7 @@ from registryd.errors import (
     RegistryError,
     ResyncRequired,
     RpcTimeout,
+    TooLarge,
     Unavailable,
     UnknownMethod,
     error_for_code,
@@ -162,7 +163,8 @@ class Responder:
             if handler is None:
                 raise UnknownMethod(f"unknown method {method!r}")
             result = handler(request.get("params", {}))
-            body = json.dumps({"ok": True, "result": result}).encode()
+            # Compact, as registryd writes it (the client's paging reads ids off it).
+            body = json.dumps({"ok": True, "result": result}, separators=(",", ":")).encode()
         except RegistryError as exc:
             body = encode_error(exc)
         reply = aio_pika.Message(
@@ -479,6 +481,63 @@ async def test_concurrent_calls_each_get_their_own_reply(
     responder.handlers["findWorkerId"] = lambda params: int(params["name"][1:]) + 1000
     ids = await asyncio.gather(*(client.find_worker_id(f"w{i}") for i in range(count)))
     assert [i + 1000 for i in range(count)] == ids
+
+
+def _paging(workers: list[dict[str, Any]], too_large_over: int = 0) -> Handler:
+    """A ``getWorkers`` handler paging ``workers`` by ``limit``/``after``, as registryd does."""
+
+    def list_page(params: dict[str, Any]) -> list[dict[str, Any]]:
+        limit = params["limit"]
+        if too_large_over and limit > too_large_over:
+            raise TooLarge("page over the reply limit")
+        return [w for w in workers if w["id"] > params.get("after", 0)][:limit]
+
+    return list_page
+
+
+def _worker(wid: int, info: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {**WORKER, "id": wid, "name": f"w{wid}", "workerinfo": info or {}}
+
+
+async def test_paging_asks_for_the_next_page_while_decoding_this_one(
+    client: RegistryClient, responder: Responder
+) -> None:
+    """Each page is asked for once: the early request for the next one is the one used."""
+    workers = [_worker(w) for w in range(3, 60, 2)]  # 29 workers, ids not dense
+    responder.handlers["getWorkers"] = _paging(workers)
+    listed = await client.get_workers(page_size=10)
+    assert [w["id"] for w in workers] == [w.id for w in listed]
+    afters = [p.get("after", 0) for p in responder.params("getWorkers")]
+    assert [0, 21, 41] == afters  # no page twice, none left over
+    assert [w["id"] for w in workers] == [
+        w["id"] for w in await client.get_workers_json(page_size=10)
+    ]
+
+
+async def test_paging_drops_a_wrong_guess_of_the_next_page(
+    client: RegistryClient, responder: Responder
+) -> None:
+    """A ``workerinfo`` with an ``{"id":`` of its own misleads the guess: asked again, right."""
+    workers = [_worker(w) for w in range(1, 26)]
+    workers[9] = _worker(10, {"nested": {"id": 999}})  # the last of the first page of 10
+    responder.handlers["getWorkers"] = _paging(workers)
+    listed = await client.get_workers(page_size=10)
+    assert list(range(1, 26)) == [w.id for w in listed]
+    # The early request for after=999 is dropped, sent or not; every right page once.
+    afters = [p.get("after", 0) for p in responder.params("getWorkers")]
+    assert [0, 10, 20] == [a for a in afters if a != 999]
+    assert {} == client._pending
+
+
+async def test_paging_halves_a_page_the_daemon_finds_too_large(
+    client: RegistryClient, responder: Responder
+) -> None:
+    """``too_large`` for a page of 10 asks again for 5, and pages on at 5."""
+    workers = [_worker(w) for w in range(1, 13)]
+    responder.handlers["getWorkers"] = _paging(workers, too_large_over=5)
+    listed = await client.get_workers(page_size=10)
+    assert list(range(1, 13)) == [w.id for w in listed]
+    assert [10, 5, 5, 5] == [p["limit"] for p in responder.params("getWorkers")]
 
 
 async def test_bad_params_fail_before_anything_is_sent(
