@@ -53,6 +53,8 @@ log = structlog.get_logger(__name__)
 
 #: The most documents one sorted listing reads (the protocol's largest page).
 SORTED_MAX: Final = 10_000
+#: Documents a page with ids left out reads beyond its estimated share of them.
+_MARGIN: Final = 16
 
 
 class Outcome(Enum):
@@ -109,12 +111,41 @@ class SortedListings:
     ) -> Listing | Outcome:
         before, remaining, left_out = await self._counts(after, leave_out)
         # At most left_out of the documents read are dropped: reading that many more
-        # than the page still fills it.
-        count = remaining if limit is None else min(remaining, limit + left_out)
-        if count > SORTED_MAX + min(left_out, SORTED_MAX):
+        # than the page always fills it. The ids left out are spread over the
+        # registry, so a page first reads about its share of them (half as many
+        # again, and a few more), and all of them only when that came up short.
+        counts = [remaining]
+        if limit is not None:
+            full = min(remaining, limit + left_out)
+            share = min(full, limit + left_out * limit // max(remaining, 1) * 3 // 2 + _MARGIN)
+            counts = [share] if share == full else [share, full]
+        if counts[-1] > SORTED_MAX + min(left_out, SORTED_MAX):
             return Outcome.USE_SCRIPT
-        if count == 0:
+        if counts[-1] == 0:
             return Listing(0, b"")
+        for count in counts:
+            page = await self._sorted_page(pattern, (before, remaining, count), after, leave_out)
+            if isinstance(page, Outcome):
+                return page
+            if limit is None:
+                return _joined(page, budget)
+            if len(page) >= limit or count == remaining:
+                return _joined(page[:limit], budget)
+        return Outcome.USE_SCRIPT  # more were left out than counted: the page is short
+
+    async def _sorted_page(
+        self,
+        pattern: str,
+        planned: tuple[int, int, int],
+        after: int,
+        leave_out: Sequence[str],
+    ) -> list[bytes] | Outcome:
+        """``count`` documents from the ``before``-th id, those in ``leave_out`` dropped.
+
+        One ``MULTI`` that checks the counts the page was planned on
+        (``planned``: ids up to ``after``, after it, and how many to read).
+        """
+        before, remaining, count = planned
         workers = self.keys.workers
         async with self.redis.pipeline(transaction=True) as tx:
             tx.zcount(workers, "-inf", after)
@@ -129,13 +160,8 @@ class SortedListings:
         if now_before != before or (count == remaining and now_remaining != remaining):
             return Outcome.USE_SCRIPT  # the registry changed between the count and the sort
         drop = set().union(*dropped)
-        docs = [doc for wid, doc in zip(pairs[::2], pairs[1::2], strict=True)
+        return [doc for wid, doc in zip(pairs[::2], pairs[1::2], strict=True)
                 if doc is not None and wid not in drop]  # fmt: skip
-        if limit is None:
-            return _joined(docs, budget)
-        if len(docs) < limit and count != now_remaining:
-            return Outcome.USE_SCRIPT  # more were left out than counted: the page is short
-        return _joined(docs[:limit], budget)
 
     async def read_master(
         self, masterid: int, after: int, limit: int | None, budget: int | None

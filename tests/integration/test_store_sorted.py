@@ -7,6 +7,7 @@ through ``read_workers.lua``; every page, budget and refusal must come out the s
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -292,3 +293,30 @@ async def test_one_master_workers_agree_with_the_script(
     assert got == await scripting.read_listing(where)
     assert got is not None
     assert WORKERS // 3 <= got.count
+
+
+@pytest.mark.parametrize("where", SORTABLE[1:], ids=str)
+@pytest.mark.parametrize(("after", "limit"), PAGES)
+async def test_a_page_short_of_its_share_reads_again(
+    stores: tuple[RedisStore, RedisStore],
+    after: int,
+    limit: int | None,
+    where: WorkerFilter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no margin a page's share of left-out ids can fall short: read again, same page."""
+    monkeypatch.setattr(sorted_module, "_MARGIN", 0)
+    sorting, scripting = stores
+    sorts: list[int] = []
+    real = SortedListings._sorted_page
+
+    async def counted(self: SortedListings, *args: Any) -> list[bytes] | Outcome:
+        sorts.append(args[1][2])
+        return await real(self, *args)
+
+    monkeypatch.setattr(SortedListings, "_sorted_page", counted)
+    got = await sorting.read_listing(where, after, limit)
+    assert got == await scripting.read_listing(where, after, limit)
+    if where == WorkerFilter(paused=False) and (after, limit) == (0, 7):
+        # 8 ids read for 7 (its share of the 10 paused), 2 of them paused: then 17.
+        assert [8, 17] == sorts
