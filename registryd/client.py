@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import ssl
 import uuid
 from collections.abc import Callable, Sequence
@@ -112,6 +113,7 @@ class _Ok(BaseModel, Generic[_T]):
 
 
 _PING: Final = TypeAdapter(_Ok[PingResult])
+_DIGITS: Final = re.compile(rb"\d+")
 _WORKER: Final = TypeAdapter(_Ok[Worker | None])
 _WORKERS: Final = TypeAdapter(_Ok[list[Worker]])
 _MASTERS: Final = TypeAdapter(_Ok[list[Master]])
@@ -751,11 +753,8 @@ def _last_id(body: bytes, page_size: int) -> int | None:
     """
     if body.count(b'{"id":') < page_size:
         return None
-    start = body.rindex(b'{"id":') + len(b'{"id":')
-    end = start
-    while end < len(body) and body[end : end + 1].isdigit():
-        end += 1
-    return int(body[start:end]) if end > start else None
+    digits = _DIGITS.match(body, body.rindex(b'{"id":') + len(b'{"id":'))
+    return None if digits is None else int(digits[0])
 
 
 async def _dropped(request: asyncio.Task[bytes]) -> None:

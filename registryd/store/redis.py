@@ -207,7 +207,8 @@ class RedisStore:
         for _ in range(2):
             pipe = self.redis.pipeline(transaction=False)
             self._evalsha(pipe, self._scripts[script].sha, argv)
-            node = await self._wait_step(pipe)
+            node = await self._slot_node()
+            self._wait_step(pipe, node)
             with redis_errors():
                 reply, _, reached = await pipe.execute(raise_on_error=False)
             if isinstance(reply, NoScriptError):  # Redis lost its script cache
@@ -223,22 +224,24 @@ class RedisStore:
         """Queue one script call (a cluster pipeline takes EVALSHA as a raw command only)."""
         pipe.execute_command("EVALSHA", sha, len(self._key_list), *self._key_list, *argv, **target)
 
-    async def _wait_step(self, pipe: Any) -> object:  # noqa: ANN401 - either kind of pipeline
-        """Append the fence's write and ``WAIT n timeout`` (two replies); the node asked.
+    async def _slot_node(self) -> object:
+        """On a cluster, the node that serves the prefix's slot now; ``None`` elsewhere."""
+        if not isinstance(self.redis, RedisCluster):
+            return None
+        await self.redis.initialize()
+        return self.redis.get_node_from_key(self.keys.wait_fence)
 
-        On a cluster both go to the node that serves the prefix's slot, on the connection
-        that carries the pipeline's scripts; :meth:`_replicated` checks that the slot did
-        not move meanwhile (a redirected script would have run on another connection).
+    def _wait_step(self, pipe: Any, node: object) -> None:  # noqa: ANN401 - either pipeline
+        """Append the fence's write and ``WAIT n timeout`` (two replies).
+
+        On a cluster both go to ``node`` (:meth:`_slot_node`), on the connection that
+        carries the pipeline's scripts; :meth:`_replicated` checks that the slot did not
+        move meanwhile (a redirected script would have run on another connection).
         """
         s = self.settings
         pipe.set(self.keys.wait_fence, 1)
-        if not isinstance(self.redis, RedisCluster):
-            pipe.execute_command("WAIT", s.wait_replicas, s.wait_timeout_ms)
-            return None
-        await self.redis.initialize()
-        node = self.redis.get_node_from_key(self.keys.wait_fence)
-        pipe.execute_command("WAIT", s.wait_replicas, s.wait_timeout_ms, target_nodes=node)
-        return node
+        target = {} if node is None else {"target_nodes": node}
+        pipe.execute_command("WAIT", s.wait_replicas, s.wait_timeout_ms, **target)
 
     def _replicated(self, reached: object, node: object = None) -> None:
         """Raise ``Unavailable`` unless ``WAIT`` saw enough replicas: not acked, retried."""
@@ -330,7 +333,8 @@ class RedisStore:
         A batch of one script needs no transaction (it saves two replies).
         """
         pipe = self.redis.pipeline(transaction=False)
-        target = await self._batch_target()
+        node = await self._slot_node()  # on a cluster, every command of the batch goes there
+        target = {} if node is None else {"target_nodes": node}
         multi = len(ops) > 1
         if multi:
             pipe.execute_command("MULTI", **target)
@@ -341,7 +345,8 @@ class RedisStore:
         if multi:
             pipe.execute_command("EXEC", **target)
         durable = bool(self.settings.wait_replicas)
-        node = await self._wait_step(pipe) if durable else None
+        if durable:
+            self._wait_step(pipe, node)
         with redis_errors():
             replies = await self._send(pipe)
         if durable:
@@ -351,13 +356,6 @@ class RedisStore:
         if durable:
             self._replicated(reached, node)
         return replies
-
-    async def _batch_target(self) -> dict[str, Any]:
-        """On a cluster, every command of a batch goes to the node of the prefix's slot."""
-        if not isinstance(self.redis, RedisCluster):
-            return {}
-        await self.redis.initialize()
-        return {"target_nodes": self.redis.get_node_from_key(self.keys.wait_fence)}
 
     async def _send(self, pipe: Any) -> list[Any]:  # noqa: ANN401 - either kind of pipeline
         """Execute a batch's pipeline; on a cluster, all of it on one node or not at all.

@@ -36,7 +36,7 @@ offset a plain set can give: it goes to the script.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from enum import Enum
 from typing import Final
 
@@ -92,10 +92,20 @@ class SortedListings:
         set): the sort reads that many more documents and drops theirs.
         Raises what redis-py raises for a lost connection (the store maps it).
         """
+        return await self._guarded(lambda p: self._read(p, after, limit, budget, leave_out))
+
+    async def _guarded(
+        self, read: Callable[[str], Awaitable[Listing | Outcome]]
+    ) -> Listing | Outcome:
+        """``read`` with the ``GET`` pattern, unless the fast path is off.
+
+        A refusal (no ``SORT_RO`` before Redis 7.0, an ACL user without read access to
+        every key) turns it off for good, logged once.
+        """
         if self.pattern is None:
             return Outcome.USE_SCRIPT
         try:
-            return await self._read(self.pattern, after, limit, budget, leave_out)
+            return await read(self.pattern)
         except ResponseError as exc:
             log.warning("sorted listings off; listing through the script", error=str(exc))
             self.pattern = None
@@ -170,14 +180,9 @@ class SortedListings:
 
         Raises what redis-py raises for a lost connection (the store maps it).
         """
-        if self.pattern is None or after > 0:
+        if after > 0:
             return Outcome.USE_SCRIPT
-        try:
-            return await self._read_master(self.pattern, masterid, limit, budget)
-        except ResponseError as exc:
-            log.warning("sorted listings off; listing through the script", error=str(exc))
-            self.pattern = None
-            return Outcome.USE_SCRIPT
+        return await self._guarded(lambda p: self._read_master(p, masterid, limit, budget))
 
     async def _read_master(
         self, pattern: str, masterid: int, limit: int | None, budget: int | None
