@@ -26,12 +26,6 @@ import aio_pika
 import aiormq
 import structlog
 from aio_pika.abc import AbstractRobustConnection
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from registryd import __version__
 from registryd.amqp.batch import BatchPublisher
@@ -40,12 +34,13 @@ from registryd.amqp.relay import Relay
 from registryd.amqp.rpc import RpcServer
 from registryd.amqp.topology import Topology, declare
 from registryd.broker import BROKER_ERRORS, connect_in_turn, connection_lost
-from registryd.config import RedisTarget, Settings, redis_target
+from registryd.config import Settings
 from registryd.diagnose import RefusalLog
 from registryd.errors import ConfigError, Crashed, EpochMissing, RegistryError, Unavailable
 from registryd.logs import mask
 from registryd.metrics import CRASH_WINDOW, Health, Metrics, MetricsServer
 from registryd.protocol import JSON, Names
+from registryd.redis_client import connect_redis
 from registryd.retry import forever
 from registryd.service import Registry
 from registryd.store import Keys, RedisClient, RedisStore, RelayStore, StoreSettings
@@ -57,8 +52,6 @@ __all__ = [
     "amqp_ssl_context",
     "connect_amqp",
     "connect_amqp_node",
-    "connect_redis",
-    "redis_tls_kwargs",
 ]
 
 log = structlog.get_logger(__name__)
@@ -80,6 +73,16 @@ _EXPIRE_BATCH = 100
 _LEASE_MARGIN = 0.002
 
 
+async def _wait_out(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait up to ``_CLOSE_SECONDS`` for ``tasks`` to end; cancel those left, saying which."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=_CLOSE_SECONDS)
+    for task in pending:  # a cancelled one lost its cancellation: it ends with the loop
+        task.cancel()
+        log.warning("task did not stop in time; cancelled", task=task.get_name())
+
+
 def _next_pass(interval: float, expired: int, lease_end: float | None) -> float:
     """Seconds until the next expiry pass: at the earliest lease end, at most ``interval``."""
     if expired >= _EXPIRE_BATCH:
@@ -89,106 +92,9 @@ def _next_pass(interval: float, expired: int, lease_end: float | None) -> float:
     return min(interval, max(0.0, lease_end) + _LEASE_MARGIN)  # never a busy loop
 
 
-def redis_tls_kwargs(settings: Settings) -> dict[str, Any]:
-    """redis-py's TLS arguments from the settings: empty unless the URL is ``rediss``."""
-    return settings.redis_tls.redis_kwargs() if uses_tls(settings.redis_url) else {}
-
-
 def amqp_ssl_context(settings: Settings) -> ssl.SSLContext | None:
     """aio-pika's ``ssl_context`` from the settings: ``None`` unless a node is ``amqps://``."""
     return settings.amqp_tls.context() if any(map(uses_tls, settings.amqp_urls)) else None
-
-
-def connect_redis(settings: Settings, name: str = "registryd") -> RedisClient:
-    """A Redis client whose calls fail within seconds when Redis is gone.
-
-    ``redis_url`` picks the kind (:func:`registryd.config.redis_target`): one server, the
-    master of a Sentinel-watched service (found anew after a failover), or a Redis
-    Cluster (redirections followed). The pool blocks (up to 3 s) rather than failing when
-    every connection is busy: one per RPC in flight, plus the consumer, the relay and the
-    expiry loop. A command that finds its pooled connection closed (Redis restarted) is
-    sent once more on a new one; every write is a state-setting script, so a repeat
-    changes nothing twice.
-    """
-    target = redis_target(settings.redis_url)
-    options: dict[str, Any] = {
-        "max_connections": settings.rpc_concurrency + 8,
-        "socket_timeout": 5.0,
-        "socket_connect_timeout": 3.0,
-        "health_check_interval": 15,
-        "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-        "client_name": f"{name}:{settings.prefix}",
-        **redis_tls_kwargs(settings),
-    }
-    if target.kind == "sentinel":
-        return _sentinel_master(target, options)
-    if target.kind == "cluster":
-        return _cluster(target, options)
-    return Redis.from_pool(BlockingConnectionPool.from_url(target.url, timeout=3, **options))
-
-
-class _SentinelPool(SentinelConnectionPool, BlockingConnectionPool):
-    """The master's pool, blocking like the standalone one; closing it closes the sentinels.
-
-    Each new connection asks the sentinels where the master is, so after a failover the
-    next connection goes to the new master (a demoted one answering READONLY is dropped
-    by redis-py and the command fails as a lost connection: retried, never refused).
-    Once closed it opens nothing more: a task of an ended session that is still running
-    would otherwise reopen sockets to the sentinels that nobody closes.
-    """
-
-    _closed = False
-
-    def __init__(self, service_name: str, sentinel_manager: Sentinel, **kwargs: object) -> None:
-        super().__init__(service_name, sentinel_manager, **kwargs)  # type: ignore[no-untyped-call]
-        # Closed from this copy: redis-py's discover_master reorders the manager's list
-        # without a lock, and concurrent calls during a failover can drop a client from
-        # it, whose sockets Sentinel.aclose() would then never close.
-        self._sentinel_clients = list(sentinel_manager.sentinels)
-
-    async def get_master_address(self) -> Any:  # noqa: ANN401 - redis-py's (host, port)
-        """Where the master is now, unless the pool is closed (then a lost connection)."""
-        if self._closed:
-            raise RedisConnectionError("the session that used this Redis client has ended")
-        return await super().get_master_address()  # type: ignore[no-untyped-call]
-
-    async def aclose(self) -> None:
-        """Close the master's connections, then the sentinels' clients."""
-        self._closed = True
-        try:
-            await super().aclose()
-        finally:
-            await asyncio.gather(*(c.aclose() for c in self._sentinel_clients))
-
-
-def _sentinel_master(target: RedisTarget, options: dict[str, Any]) -> Redis:
-    sentinel_options = {
-        "socket_timeout": options["socket_timeout"],
-        "socket_connect_timeout": options["socket_connect_timeout"],
-    }
-    sentinel = Sentinel(list(target.nodes), sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
-    client: Redis = sentinel.master_for(
-        target.service,
-        connection_pool_class=_SentinelPool,
-        timeout=3,
-        db=target.db,
-        username=target.username,
-        password=target.password,
-        ssl=target.tls,
-        **options,
-    )
-    return client
-
-
-def _cluster(target: RedisTarget, options: dict[str, Any]) -> RedisCluster:
-    options = {k: v for k, v in options.items() if k != "retry"}  # the cluster's own retries
-    return RedisCluster(
-        startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
-        username=target.username,
-        password=target.password,
-        ssl=target.tls,
-        **options,
-    )
 
 
 async def connect_amqp(
@@ -247,6 +153,7 @@ class _Session:
     rpc: RpcServer
     tasks: list[asyncio.Task[None]]
     lost: asyncio.Event
+    relay: Relay | None = None
     #: Set when the session ends: the loops check it (cancellation alone can be lost).
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -485,7 +392,7 @@ class Daemon:
     async def _start_processing(self, session: _Session) -> None:
         """Start the event consumer, the relay and the expiry loop."""
         s = self.settings
-        relay = Relay(
+        session.relay = relay = Relay(
             RelayStore(session.store), await self._notifier(session), self.metrics, self.health
         )
         session.consumer = EventConsumer(
@@ -504,9 +411,11 @@ class Daemon:
             ),
             asyncio.create_task(self._watch_backlog(session), name="backlog"),
         ]
-        await session.consumer.start()
-        assert session.consumer.task is not None
-        session.tasks.append(session.consumer.task)
+        try:
+            await session.consumer.start()
+        finally:  # its task runs from the start: stopped with the others even if this failed
+            if session.consumer.task is not None:
+                session.tasks.append(session.consumer.task)
 
     async def _notifier(self, session: _Session) -> BatchPublisher:
         """The relay's publisher: a confirm channel of its own, the exchange checked to exist."""
@@ -552,16 +461,15 @@ class Daemon:
         except Exception as exc:  # noqa: BLE001 - shutdown goes on whatever failed; logged
             log.warning("error while finishing in-flight work", error=str(exc))
         session.stopping.set()
-        # Nothing may use Redis once its client is closed: a command sent after that
-        # would open a connection that nobody closes.
+        # Nothing may use Redis once its client is closed (the pool would refuse it):
+        # the tasks, the requests in hand, then the relay's release, which outlives a
+        # cancelled relay task.
         session.rpc.abort()
         for task in session.tasks:
             task.cancel()
-        tasks = [*session.tasks, *session.rpc.in_flight]
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=_CLOSE_SECONDS)
-            for task in pending:  # it lost its cancellation; it ends with the loop
-                log.warning("task did not stop in time; leaving it", task=task.get_name())
+        await _wait_out([*session.tasks, *session.rpc.in_flight])
+        if session.relay is not None and session.relay.releasing is not None:
+            await _wait_out([session.relay.releasing])
 
     async def _expire_masters(
         self, registry: Registry, store: RedisStore, stopping: asyncio.Event

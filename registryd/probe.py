@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from registryd.config import Settings
-from registryd.daemon import connect_amqp, connect_redis
+from registryd.daemon import connect_amqp
 from registryd.diagnose import refusal
 from registryd.logs import mask
+from registryd.redis_client import connect_redis
 
 __all__ = ["probe"]
 

@@ -13,10 +13,11 @@ from aio_pika.exceptions import ChannelNotFoundEntity
 
 from registryd.amqp.topology import delete_topology
 from registryd.config import Settings
-from registryd.daemon import connect_amqp, connect_redis
+from registryd.daemon import connect_amqp
 from registryd.operator import Refused
 from registryd.operator.demo_scope import foreign_data
 from registryd.protocol import Names
+from registryd.redis_client import connect_redis
 from registryd.store import Keys, RedisClient, RedisStore
 
 __all__ = ["purge_demo"]

@@ -61,12 +61,14 @@ class Relay:
         self._published: Published | None = None
         #: Sent, its confirms not awaited yet: what it will record, and the confirms.
         self._in_flight: tuple[Published, list[asyncio.Future[object]]] | None = None
+        self._release_task: asyncio.Task[None] | None = None
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Relay until ``stopping`` is set; a Redis failure is retried, a broker one raises.
 
         The loop checks ``stopping`` rather than trusting cancellation alone: redis-py can
-        lose a ``CancelledError`` that lands inside a command (redis-py #2028).
+        lose a ``CancelledError`` that lands inside a command (redis-py #2028). Cancelling
+        it does not cut short the release that ends it (:attr:`releasing`).
         """
         try:
             while not stopping.is_set():
@@ -80,7 +82,16 @@ class Relay:
                         if not stopping.is_set():
                             await self._step()
         finally:
-            await asyncio.shield(self._release())
+            self._release_task = asyncio.ensure_future(self._release())
+            await asyncio.shield(self._release_task)
+
+    @property
+    def releasing(self) -> asyncio.Task[None] | None:
+        """The release :meth:`run` started as it ended (it may outlive a cancelled run).
+
+        It still uses the broker and Redis: await it before closing them.
+        """
+        return self._release_task
 
     def _redis_failed(self, _error: BaseException) -> None:
         self.health.fail("redis")

@@ -161,9 +161,9 @@ async def _cancel_others() -> None:
 def _finalise_leftovers(daemon: ThreadDaemon) -> None:
     """Collect what the stopped daemon left open, here rather than in a later test.
 
-    The daemon bounds its shutdown (``redis.aclose()`` gets 1 s); on a loaded machine a
-    close can run out of time and leave pooled connections to the garbage collector,
-    whose ``ResourceWarning`` would then fail whichever test happens to be running.
+    The daemon bounds its shutdown (a broker close gets 1 s, ``redis.aclose()`` 5 s); on
+    a loaded machine a close can run out of time and leave sockets to the garbage
+    collector, whose ``ResourceWarning`` would then fail whichever test happens to run.
     """
     del daemon.daemon
     with warnings.catch_warnings():

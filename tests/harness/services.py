@@ -18,8 +18,8 @@ from redis.asyncio import Redis
 
 from registryd.amqp.topology import delete_topology
 from registryd.config import Settings
-from registryd.daemon import connect_redis
 from registryd.protocol import Names
+from registryd.redis_client import connect_redis
 from registryd.store import Keys, RedisClient
 
 REDIS_URL = os.environ.get("REGISTRYD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
