@@ -2,7 +2,8 @@
 
 A connection left open outlives the test's event loop and fails a later test with an
 "unclosed Connection" ``ResourceWarning`` (seen in CI): each case here counts the
-connections Redis itself sees under the client's name.
+connections Redis itself sees under the client's name. (``amqp`` is there for its
+clean-up: it deletes the prefix's queues that the daemons declared.)
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from aio_pika.abc import AbstractConnection
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -55,7 +57,7 @@ async def _blocked_under(redis: Redis, name: str) -> bool:
 
 
 async def test_the_daemon_closes_redis_after_the_relay_released_its_role(
-    settings: Settings, redis: Redis, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, redis: Redis, amqp: AbstractConnection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Within the close budget, the role is given up before Redis is closed."""
     released = _slow_release(monkeypatch, seconds=0.3)
@@ -66,7 +68,7 @@ async def test_the_daemon_closes_redis_after_the_relay_released_its_role(
 
 
 async def test_a_release_slower_than_the_close_budget_leaves_no_connection_open(
-    settings: Settings, redis: Redis, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, redis: Redis, amqp: AbstractConnection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The daemon gives up on it and closes Redis; the release must not reopen it."""
     released = _slow_release(monkeypatch, seconds=2.5)
