@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 
@@ -18,12 +19,14 @@ from registryd.service import Registry
 from registryd.store import Keys, RedisStore, StoreSettings
 from tests.harness import (
     AMQP_URL,
+    PREFIXES,
     REDIS_URL,
     PrivateRedis,
     RunningDaemon,
     Wire,
     clean_prefix,
     daemon_settings,
+    left_behind,
     serving,
     start_daemon,
     unique_prefix,
@@ -36,6 +39,18 @@ from tests.harness import (
 hypothesis_settings.register_profile("ci", max_examples=100, deadline=None)
 hypothesis_settings.register_profile("long", max_examples=5_000, deadline=None)
 hypothesis_settings.load_profile(os.environ.get("REGISTRYD_HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind() -> Iterator[None]:
+    """After the last test: no prefix handed out still has queues or keys on the services.
+
+    The tests share the broker and Redis; one that forgets its clean-up would fill them
+    run after run. The check runs once per process (each xdist worker checks its own).
+    """
+    yield
+    found = asyncio.run(left_behind(dict(PREFIXES)))
+    assert not found, f"tests left queues or keys behind: {found}"
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from tests.harness.served import Served, http_get, listening_ports, served
 from tests.harness.services import (
     AMQP_URL,
     AMQP_USER,
+    PREFIXES,
     REDIS_URL,
     REGISTRYD,
     PrivateRedis,
@@ -25,6 +26,7 @@ from tests.harness.services import (
     cli_env,
     daemon_settings,
     free_port,
+    left_behind,
     redis_client,
     unique_prefix,
     wait_for,
@@ -34,6 +36,7 @@ from tests.harness.wire import PROBE_MASTER, Json, Note, Wire
 __all__ = [
     "AMQP_URL",
     "AMQP_USER",
+    "PREFIXES",
     "PROBE_MASTER",
     "REDIS_URL",
     "REGISTRYD",
@@ -55,6 +58,7 @@ __all__ = [
     "form_cluster",
     "free_port",
     "http_get",
+    "left_behind",
     "listening_ports",
     "redis_client",
     "served",

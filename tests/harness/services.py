@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -13,6 +14,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import aio_pika
+import aiormq
 from aio_pika.abc import AbstractConnection
 from redis.asyncio import Redis
 
@@ -158,9 +161,43 @@ def redis_client(url: str) -> RedisClient:
     return connect_redis(Settings(redis_url=url, prefix="test"), name="registryd-test")
 
 
+#: Every prefix handed out in this process, with the test it was made for (see
+#: :func:`left_behind`).
+PREFIXES: dict[str, str] = {}
+
+
 def unique_prefix() -> str:
     """A prefix no other test (or run) uses: RabbitMQ names and Redis keys hang off it."""
-    return f"t-{uuid.uuid4().hex[:12]}"
+    prefix = f"t-{uuid.uuid4().hex[:12]}"
+    PREFIXES[prefix] = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" (", 1)[0]
+    return prefix
+
+
+async def left_behind(prefixes: dict[str, str]) -> dict[str, list[str]]:
+    """The tests whose prefix still has queues on the shared broker or keys in Redis."""
+    found: dict[str, list[str]] = {}
+    connection = await aio_pika.connect(AMQP_URL)
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        for prefix, test in prefixes.items():
+            names = Names(prefix)
+            for queue in (names.events, names.rpc, names.dead):
+                channel = await connection.channel()
+                try:
+                    await channel.declare_queue(queue, passive=True)
+                except aiormq.exceptions.ChannelNotFoundEntity:
+                    continue
+                finally:
+                    with contextlib.suppress(Exception):
+                        await channel.close()
+                found.setdefault(test, []).append(queue)
+            async for key in redis.scan_iter(match=Keys(prefix).pattern(), count=1000):
+                found.setdefault(test, []).append(key.decode())
+                break
+    finally:
+        await redis.aclose()
+        await connection.close()
+    return found
 
 
 def daemon_settings(prefix: str) -> Settings:
