@@ -40,7 +40,7 @@ from registryd.errors import ConfigError, Crashed, EpochMissing, RegistryError, 
 from registryd.logs import mask
 from registryd.metrics import CRASH_WINDOW, Health, Metrics, MetricsServer
 from registryd.protocol import JSON, Names
-from registryd.redis_client import connect_redis
+from registryd.redis_client import close_redis, connect_redis
 from registryd.retry import forever
 from registryd.service import Registry
 from registryd.store import Keys, RedisClient, RedisStore, RelayStore, StoreSettings
@@ -445,7 +445,7 @@ class Daemon:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(connection.close(), _CLOSE_SECONDS)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(redis.aclose(), _REDIS_CLOSE_SECONDS)
+            await asyncio.wait_for(close_redis(redis), _REDIS_CLOSE_SECONDS)
 
     async def _drain(self, session: _Session) -> None:
         try:

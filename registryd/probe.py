@@ -8,7 +8,7 @@ from registryd.config import Settings
 from registryd.daemon import connect_amqp
 from registryd.diagnose import refusal
 from registryd.logs import mask
-from registryd.redis_client import connect_redis
+from registryd.redis_client import close_redis, connect_redis
 
 __all__ = ["probe"]
 
@@ -18,7 +18,7 @@ async def _redis(settings: Settings) -> None:
     try:
         await client.ping()
     finally:
-        await client.aclose()
+        await close_redis(client)
 
 
 async def _rabbitmq(settings: Settings) -> None:

@@ -17,7 +17,7 @@ from registryd.daemon import connect_amqp
 from registryd.operator import Refused
 from registryd.operator.demo_scope import foreign_data
 from registryd.protocol import Names
-from registryd.redis_client import connect_redis
+from registryd.redis_client import close_redis, connect_redis
 from registryd.store import Keys, RedisClient, RedisStore
 
 __all__ = ["purge_demo"]
@@ -58,7 +58,7 @@ async def _purge_redis(settings: Settings, *, force: bool) -> int:
             )
         return await _delete_keys(redis, keys)
     finally:
-        await redis.aclose()
+        await close_redis(redis)
 
 
 async def purge_demo(settings: Settings, *, force: bool = False) -> str:

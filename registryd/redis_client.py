@@ -2,7 +2,8 @@
 
 ``redis_url`` picks the kind (:func:`registryd.config.redis_target`): one server, the
 master of a Sentinel-watched service (found anew after a failover), or a Redis Cluster
-(redirections followed). A closed client opens nothing more: see :class:`_ClosingPool`.
+(redirections followed). A closed client opens nothing more: see :class:`_ClosingPool`
+and :class:`_ClosingCluster`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from registryd.config import RedisTarget, Settings, redis_target
 from registryd.store.redis import RedisClient
 from registryd.tls import uses_tls
 
-__all__ = ["connect_redis", "redis_tls_kwargs"]
+__all__ = ["close_redis", "connect_redis", "redis_tls_kwargs"]
 
 _CLOSED = "this Redis client is closed"
 
@@ -142,9 +143,33 @@ def _sentinel_master(target: RedisTarget, options: dict[str, Any]) -> Redis:
     return client
 
 
+class _ClosingCluster(RedisCluster):
+    """A cluster client that can be closed for good (:func:`close_redis`).
+
+    redis-py's ``aclose()`` is also its own reset: it calls it after a lost node, and the
+    next command finds the nodes anew. So only :func:`close_redis` marks the client
+    closed; after that, finding the nodes fails as a lost connection.
+    """
+
+    closed_for_good = False
+
+    async def initialize(self, *args: Any, **kwargs: Any) -> RedisCluster:  # noqa: ANN401 - redis-py's
+        """Find the nodes, unless the client is closed for good (then a lost connection)."""
+        if self.closed_for_good:
+            raise RedisConnectionError(_CLOSED)
+        return await super().initialize(*args, **kwargs)
+
+
+async def close_redis(client: RedisClient) -> None:
+    """Close ``client`` for good: a task still using it fails instead of reconnecting."""
+    if isinstance(client, _ClosingCluster):
+        client.closed_for_good = True
+    await client.aclose()
+
+
 def _cluster(target: RedisTarget, options: dict[str, Any]) -> RedisCluster:
     options = {k: v for k, v in options.items() if k != "retry"}  # the cluster's own retries
-    return RedisCluster(
+    return _ClosingCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
         username=target.username,
         password=target.password,

@@ -6,6 +6,8 @@ Each test builds its own private topology (tests.harness.redis_ha) and stops it 
 from __future__ import annotations
 
 import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from registryd.errors import Unavailable
 from registryd.models import (
@@ -16,8 +18,10 @@ from registryd.models import (
     WorkerConnected,
 )
 from registryd.ports import DUPLICATE
+from registryd.redis_client import close_redis
 from registryd.store import Keys, RedisClient, RedisStore, RelayStore, StoreSettings
 from tests.harness import (
+    PrivateRedis,
     PrivateRedisCluster,
     PrivateSentinelSet,
     redis_client,
@@ -172,3 +176,40 @@ async def test_cluster_batch_meeting_a_moved_slot_is_retried_whole_in_order(
         ]
     finally:
         await client.aclose()
+
+
+async def _open_under(servers: list[PrivateRedis], name: str) -> int:
+    """Connections named ``name`` on the data nodes, as each node counts them."""
+    total = 0
+    for server in servers:
+        admin = Redis.from_url(server.url)
+        try:
+            total += sum(1 for c in await admin.client_list() if c["name"] == name)
+        finally:
+            await admin.aclose()
+    return total
+
+
+async def _closed_client_opens_nothing(url: str, servers: list[PrivateRedis]) -> None:
+    """A command after the close fails as a lost connection and reconnects nowhere."""
+    client = redis_client(url)
+    name = "registryd-test:test"  # tests.harness.redis_client's client name
+    await client.set(f"{unique_prefix()}:k", "1")
+    assert await _open_under(servers, name) >= 1
+    await close_redis(client)
+    with pytest.raises(RedisConnectionError, match="closed"):
+        await client.get(f"{unique_prefix()}:k")
+    assert await _open_under(servers, name) == 0
+
+
+async def test_a_closed_sentinel_client_opens_nothing(sentinel_set: PrivateSentinelSet) -> None:
+    """The master's pool lends nothing once closed, and asks the sentinels nothing."""
+    await _closed_client_opens_nothing(sentinel_set.url, sentinel_set.servers)
+
+
+async def test_a_closed_cluster_client_opens_nothing(cluster: PrivateRedisCluster) -> None:
+    """redis-py's cluster client would find the nodes again after its close.
+
+    (Its ``aclose()`` is also its reset after a lost node: only ``close_redis`` is final.)
+    """
+    await _closed_client_opens_nothing(cluster.url, cluster.nodes)
