@@ -173,6 +173,15 @@ def unique_prefix() -> str:
     return prefix
 
 
+async def connections_named(redis: Redis, name: str, command: str | None = None) -> int:
+    """The connections ``redis`` counts under the client name ``name`` (running ``command``)."""
+    return sum(
+        1
+        for client in await redis.client_list()
+        if client["name"] == name and command in (None, client["cmd"])
+    )
+
+
 async def left_behind(prefixes: dict[str, str]) -> dict[str, list[str]]:
     """The tests whose prefix still has queues on the shared broker or keys in Redis."""
     found: dict[str, list[str]] = {}

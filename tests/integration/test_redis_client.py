@@ -16,11 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from registryd.config import Settings
 from registryd.redis_client import connect_redis
 from registryd.store import RelayStore
-from tests.harness import start_daemon, wait_for
-
-
-async def _open_under(redis: Redis, name: str) -> int:
-    return sum(1 for client in await redis.client_list() if client["name"] == name)
+from tests.harness import connections_named, start_daemon, wait_for
 
 
 async def test_a_closed_client_refuses_commands_and_opens_nothing(
@@ -30,11 +26,11 @@ async def test_a_closed_client_refuses_commands_and_opens_nothing(
     client = connect_redis(settings, name="t-closed")
     name = f"t-closed:{settings.prefix}"
     await client.ping()
-    assert await _open_under(redis, name) == 1
+    assert await connections_named(redis, name) == 1
     await client.aclose()
     with pytest.raises(RedisConnectionError, match="closed"):
         await client.ping()
-    assert await _open_under(redis, name) == 0
+    assert await connections_named(redis, name) == 0
 
 
 async def test_a_command_cut_by_the_close_leaves_no_connection_open(
@@ -47,11 +43,11 @@ async def test_a_command_cut_by_the_close_leaves_no_connection_open(
     await wait_for(lambda: _blocked_under(redis, name))
     await client.aclose()  # cuts the BLPOP; redis-py retries it once on the same connection
     await asyncio.gather(blocked, return_exceptions=True)
-    assert await _open_under(redis, name) == 0
+    assert await connections_named(redis, name) == 0
 
 
 async def _blocked_under(redis: Redis, name: str) -> bool:
-    return any(c["name"] == name and c["cmd"] == "blpop" for c in await redis.client_list())
+    return await connections_named(redis, name, "blpop") > 0
 
 
 @pytest.mark.parametrize(
@@ -78,7 +74,7 @@ async def test_the_daemon_leaves_no_redis_connection_behind_its_relay(
     await running.stop()
     await wait_for(lambda: bool(ended), 10)
     assert ended[0] in outcomes
-    assert await _open_under(redis, f"registryd:{settings.prefix}") == 0
+    assert await connections_named(redis, f"registryd:{settings.prefix}") == 0
 
 
 def _slow_release(monkeypatch: pytest.MonkeyPatch, seconds: float) -> list[str]:

@@ -24,6 +24,7 @@ from tests.harness import (
     PrivateRedis,
     PrivateRedisCluster,
     PrivateSentinelSet,
+    connections_named,
     redis_client,
     unique_prefix,
     wait_for,
@@ -184,7 +185,7 @@ async def _open_under(servers: list[PrivateRedis], name: str) -> int:
     for server in servers:
         admin = Redis.from_url(server.url)
         try:
-            total += sum(1 for c in await admin.client_list() if c["name"] == name)
+            total += await connections_named(admin, name)
         finally:
             await admin.aclose()
     return total
