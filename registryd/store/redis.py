@@ -140,6 +140,11 @@ def _executed(replies: list[Any]) -> list[Any]:
     raise _error_from(next((r for r in queued if isinstance(r, Exception)), executed))
 
 
+def _aimed_at(node: object) -> dict[str, Any]:
+    """A pipelined command's keyword to send it to ``node`` (a cluster's); none elsewhere."""
+    return {} if node is None else {"target_nodes": node}
+
+
 def _applied(reply: object) -> Applied:
     count = int(reply)  # type: ignore[call-overload]
     return DUPLICATE if count == _LUA_DUPLICATE else count
@@ -240,8 +245,7 @@ class RedisStore:
         """
         s = self.settings
         pipe.set(self.keys.wait_fence, 1)
-        target = {} if node is None else {"target_nodes": node}
-        pipe.execute_command("WAIT", s.wait_replicas, s.wait_timeout_ms, **target)
+        pipe.execute_command("WAIT", s.wait_replicas, s.wait_timeout_ms, **_aimed_at(node))
 
     def _replicated(self, reached: object, node: object = None) -> None:
         """Raise ``Unavailable`` unless ``WAIT`` saw enough replicas: not acked, retried."""
@@ -334,7 +338,7 @@ class RedisStore:
         """
         pipe = self.redis.pipeline(transaction=False)
         node = await self._slot_node()  # on a cluster, every command of the batch goes there
-        target = {} if node is None else {"target_nodes": node}
+        target = _aimed_at(node)
         multi = len(ops) > 1
         if multi:
             pipe.execute_command("MULTI", **target)
@@ -389,7 +393,7 @@ class RedisStore:
         pipe = self.redis.pipeline(transaction=False)
         for node in nodes:
             # All at once (MULTI): a batch's EXEC finds every script or none (_pipeline).
-            target = {} if node is None else {"target_nodes": node}
+            target = _aimed_at(node)
             pipe.execute_command("MULTI", **target)
             for source in SOURCES.values():
                 pipe.execute_command("SCRIPT LOAD", source, **target)
