@@ -288,9 +288,14 @@ class Health:
         self.refresh()
 
     def recover(self, backend: str) -> None:
-        """``backend`` answers again."""
-        self._failing.discard(backend)
-        self.refresh()
+        """``backend`` answers again (while consuming; before that, :meth:`started` says so).
+
+        A session's tasks run while it is still starting; were their first answer to clear
+        the failure, the state would go from retrying through starting to serving.
+        """
+        if self._consuming:
+            self._failing.discard(backend)
+            self.refresh()
 
     def crash(self, what: str) -> None:
         """Record a crash: not ready for :data:`CRASH_WINDOW` seconds from now."""
