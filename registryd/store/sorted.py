@@ -17,31 +17,40 @@ listing back to the script. So the answer is one snapshot, as the protocol wants
 The fast path stays off where it cannot work: on a Redis Cluster (``SORT``'s ``GET``
 patterns are refused there), for a prefix with ``*`` in it (the pattern's placeholder),
 and after any refusal (a Redis before 7.0 has no ``SORT_RO``; an ACL user needs read
-access to all keys for ``GET`` patterns), logged once. It takes at most
+access to all keys for ``GET`` patterns), logged once. A page reads at most
 :data:`SORTED_MAX` documents (and as many more as a false flag leaves out, up to as
-many again), read whole before their size is checked against the reply's budget; a
-longer listing goes to the script, which stops at the budget.
+many again); a longer page goes to the script. An unpaged listing longer than that is
+read :data:`SORTED_MAX` documents at a time, each ``MULTI`` also reading the epoch and
+the revision: every write to a document takes a revision, so the same pair in every
+chunk means one snapshot (a different one gives the listing to the script), and the
+reading stops as soon as the documents are over the reply's budget.
 
 ``paused=false`` and ``graceful=false`` sort the same way: the ids of the paused (or
 graceful) set, read in the same ``MULTI``, are dropped, and the sort reads as many
 more documents as that set holds, so a page still fills.
 
 ``masterid`` alone, from the first id (``after`` 0): ``SORT_RO <master's set> LIMIT 0 n
-GET # GET <worker_prefix>*`` sorts that master's ids (one command: one snapshot), and
-each document is cut down here as ``read_workers.lua`` cuts it (:func:`cut_to_master`),
-most of them with two byte counts and no parse. A later page (``after`` above 0) has no
-offset a plain set can give: it goes to the script.
+GET # GET <worker_prefix>*`` sorts that master's ids (one command: one snapshot; a
+master over :data:`SORTED_MAX` in chunks, as above), and each document is cut down here
+as ``read_workers.lua`` cuts it (:func:`cut_to_master`), most of them with two byte
+counts and no parse. A plain set gives no offset for a later page (``after`` above 0):
+its sorted ids are read first (with the epoch and the revision), the offset found
+here, and the page read from there as a chunk of the same snapshot.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from enum import Enum
-from typing import Final
+from typing import Any, Final
 
 import structlog
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 from registryd.ports import Listing
@@ -120,25 +129,26 @@ class SortedListings:
         leave_out: Sequence[str],
     ) -> Listing | Outcome:
         before, remaining, left_out = await self._counts(after, leave_out)
+        if remaining == 0:
+            return Listing(0, b"")
+        if limit is None:
+            sort = ("SORT_RO", self.keys.workers, "BY", "nosort", "GET", "#", "GET", pattern)
+            planned = _Planned(self.keys.workers, after, before, remaining, leave_out)
+            return await self._in_chunks(
+                sort, _spans(before, remaining), budget, _drop, planned=planned
+            )
         # At most left_out of the documents read are dropped: reading that many more
         # than the page always fills it. The ids left out are spread over the
         # registry, so a page first reads about its share of them (half as many
         # again, and a few more), and all of them only when that came up short.
-        counts = [remaining]
-        if limit is not None:
-            full = min(remaining, limit + left_out)
-            share = min(full, limit + left_out * limit // max(remaining, 1) * 3 // 2 + _MARGIN)
-            counts = [share] if share == full else [share, full]
-        if counts[-1] > SORTED_MAX + min(left_out, SORTED_MAX):
+        full = min(remaining, limit + left_out)
+        share = min(full, limit + left_out * limit // remaining * 3 // 2 + _MARGIN)
+        if full > SORTED_MAX + min(left_out, SORTED_MAX):
             return Outcome.USE_SCRIPT
-        if counts[-1] == 0:
-            return Listing(0, b"")
-        for count in counts:
+        for count in [share] if share == full else [share, full]:
             page = await self._sorted_page(pattern, (before, remaining, count), after, leave_out)
             if isinstance(page, Outcome):
                 return page
-            if limit is None:
-                return _joined(page, budget)
             if len(page) >= limit or count == remaining:
                 return _joined(page[:limit], budget)
         return Outcome.USE_SCRIPT  # more were left out than counted: the page is short
@@ -176,47 +186,118 @@ class SortedListings:
     async def read_master(
         self, masterid: int, after: int, limit: int | None, budget: int | None
     ) -> Listing | Outcome:
-        """``getWorkers(masterid=...)`` from the first id: the master's set, sorted, cut here.
+        """``getWorkers(masterid=...)``: the master's set, sorted, each document cut here.
 
         Raises what redis-py raises for a lost connection (the store maps it).
         """
-        if after > 0:
-            return Outcome.USE_SCRIPT
-        return await self._guarded(lambda p: self._read_master(p, masterid, limit, budget))
-
-    async def _read_master(
-        self, pattern: str, masterid: int, limit: int | None, budget: int | None
-    ) -> Listing | Outcome:
         if limit is not None and limit > SORTED_MAX:
             return Outcome.USE_SCRIPT
         key = f"{self.keys.configured_prefix}{masterid}"
+        read = self._master_after if after > 0 else self._master_from_first
+        return await self._guarded(
+            lambda p: read(_MasterAsk(p, key, masterid, after, limit, budget))
+        )
+
+    async def _master_from_first(self, ask: _MasterAsk) -> Listing | Outcome:
         # The sort alone is the snapshot: unpaged, it asks for one more than it may
         # list, and fewer back means all of them. Counting first only spares reading
         # SORTED_MAX documents of a master too large for it, so it is done while the
         # master is not known to be small (a round trip less for the others).
-        if self._large.get(masterid, True):
-            size = int(await self.redis.scard(key))
-            self._large[masterid] = size > SORTED_MAX
+        if self._large.get(ask.masterid, True):
+            size = int(await self.redis.scard(ask.key))
+            self._large[ask.masterid] = size > SORTED_MAX
             if size == 0:
                 return Listing(0, b"")
-            if limit is None and size > SORTED_MAX:
-                return Outcome.USE_SCRIPT
-        count = SORTED_MAX + 1 if limit is None else limit
+            if ask.limit is None and size > SORTED_MAX:
+                return await self._master_chunks(ask, 0, None)
+        count = SORTED_MAX + 1 if ask.limit is None else ask.limit
         pairs: list[bytes | None] = await self.redis.execute_command(  # type: ignore[no-untyped-call]
-            "SORT_RO", key, "LIMIT", 0, count, "GET", "#", "GET", pattern
+            "SORT_RO", ask.key, "LIMIT", 0, count, "GET", "#", "GET", ask.pattern
         )
         if len(pairs) // 2 > SORTED_MAX:
-            self._large[masterid] = True
-            return Outcome.USE_SCRIPT
-        docs = [doc for doc in pairs[1::2] if doc is not None]
-        joined = b",".join(docs)
-        if not _all_on_master(joined, masterid):
-            cut = (cut_to_master(doc, masterid) for doc in docs)
-            docs = [doc for doc in cut if doc is not None]
-            joined = b",".join(docs)
-        if budget is not None and len(joined) > budget:
+            self._large[ask.masterid] = True
+            return await self._master_chunks(ask, 0, None)
+        listing = _on_master(pairs, ask.masterid)
+        if ask.budget is not None and len(listing.docs) > ask.budget:
             return Outcome.OVER_BUDGET
-        return Listing(len(docs), joined)
+        return listing
+
+    async def _master_after(self, ask: _MasterAsk) -> Listing | Outcome:
+        """A later page: where ``after`` falls among the master's sorted ids, then its part.
+
+        The ids are read with the epoch and the revision, and so is every chunk of
+        documents after them: one snapshot.
+        """
+        async with self.redis.pipeline(transaction=True) as tx:
+            tx.mget(self.keys.epoch, self.keys.revision)
+            tx.execute_command("SORT_RO", ask.key)
+            stamp, ids = await tx.execute()
+        offset = bisect.bisect_right([int(wid) for wid in ids], ask.after)
+        count = len(ids) - offset
+        if ask.limit is not None:
+            count = min(ask.limit, count)
+        if count <= 0:
+            return Listing(0, b"")
+        return await self._master_chunks(ask, offset, (count, stamp))
+
+    async def _master_chunks(
+        self, ask: _MasterAsk, offset: int, planned: tuple[int, list[bytes | None]] | None
+    ) -> Listing | Outcome:
+        """The master's documents from ``offset``: ``planned`` (count, stamp), or all."""
+        sort = ("SORT_RO", ask.key, "GET", "#", "GET", ask.pattern)
+        spans: Iterable[tuple[int, int]]
+        if planned is None:
+            spans = ((start, SORTED_MAX) for start in itertools.count(offset, SORTED_MAX))
+        else:
+            spans = _spans(offset, planned[0])
+        return await self._in_chunks(
+            sort, spans, ask.budget, lambda pairs, _: _on_master(pairs, ask.masterid),
+            stamp=None if planned is None else planned[1],
+        )  # fmt: skip
+
+    async def _in_chunks(
+        self,
+        sort: tuple[str, ...],
+        spans: Iterable[tuple[int, int]],
+        budget: int | None,
+        select: Callable[[list[bytes | None], set[bytes]], Listing],
+        *,
+        planned: _Planned | None = None,
+        stamp: list[bytes | None] | None = None,
+    ) -> Listing | Outcome:
+        """``sort`` read span by span (offset, count), as one snapshot.
+
+        Every ``MULTI`` reads the epoch and the revision beside its span: a pair other
+        than ``stamp`` (or than the first chunk's) means a write came between them, and
+        the script lists. The first one also checks ``planned`` and reads its sets to
+        leave out. ``select`` turns a chunk's ``GET #``/``GET`` pairs into its part of
+        the listing; a chunk short of its count is the last.
+        """
+        parts: list[Listing] = []
+        size, drop = -1, set[bytes]()
+        for offset, count in spans:
+            async with self.redis.pipeline(transaction=True) as tx:
+                tx.mget(self.keys.epoch, self.keys.revision)
+                if planned is not None and not parts:
+                    planned.check(tx)
+                tx.execute_command(*sort, "LIMIT", offset, count)
+                now, *checked, pairs = await tx.execute()
+            if checked:
+                if planned is None or not planned.held(checked):
+                    return Outcome.USE_SCRIPT
+                drop = set().union(*checked[2:])
+            elif now != (stamp or now):
+                return Outcome.USE_SCRIPT
+            stamp = now
+            part = select(pairs, drop)
+            parts.append(part)
+            size += len(part.docs) + 1 if part.count else 0
+            if budget is not None and size > budget:
+                return Outcome.OVER_BUDGET
+            if len(pairs) < 2 * count:
+                break
+        parts = [part for part in parts if part.count]
+        return Listing(sum(p.count for p in parts), b",".join(p.docs for p in parts))
 
     async def _counts(self, after: int, leave_out: Sequence[str]) -> tuple[int, int, int]:
         """Ids up to ``after``, after it, and in the sets to leave out: one round trip."""
@@ -280,6 +361,63 @@ def cut_to_master(doc: bytes, masterid: int) -> bytes | None:
     elif len(kept) == len(found):
         return doc
     return b'%s%s],"configured_on":[%s]}' % (doc[:start], conn, b",".join(kept))
+
+
+@dataclass(frozen=True, slots=True)
+class _MasterAsk:
+    """One ``getWorkers(masterid=...)`` as the sort reads it."""
+
+    pattern: str
+    key: str
+    masterid: int
+    after: int
+    limit: int | None
+    budget: int | None
+
+
+class _Planned:
+    """The counts an unpaged listing was planned on, checked in its first ``MULTI``."""
+
+    def __init__(
+        self, workers: str, after: int, before: int, remaining: int, leave_out: Sequence[str]
+    ) -> None:
+        self.workers, self.after, self.leave_out = workers, after, leave_out
+        self.counts = (before, remaining)
+
+    def check(self, tx: Pipeline) -> None:
+        """Queue the counts again, and the members of the sets to leave out."""
+        tx.zcount(self.workers, "-inf", self.after)
+        tx.zcount(self.workers, f"({self.after}", "+inf")
+        for key in self.leave_out:
+            tx.smembers(key)
+
+    def held(self, answers: list[Any]) -> bool:
+        """Whether the counts are still those planned on (no reset, no new worker)."""
+        return (answers[0], answers[1]) == self.counts
+
+
+def _spans(offset: int, count: int) -> list[tuple[int, int]]:
+    """``count`` from ``offset`` in spans of at most :data:`SORTED_MAX`."""
+    return [(start, min(SORTED_MAX, offset + count - start))
+            for start in range(offset, offset + count, SORTED_MAX)]  # fmt: skip
+
+
+def _drop(pairs: list[bytes | None], drop: set[bytes]) -> Listing:
+    """The documents of ``GET #``/``GET`` pairs, those of the ids in ``drop`` left out."""
+    docs = [doc for wid, doc in zip(pairs[::2], pairs[1::2], strict=True)
+            if doc is not None and wid not in drop]  # fmt: skip
+    return Listing(len(docs), b",".join(docs))
+
+
+def _on_master(pairs: list[bytes | None], masterid: int) -> Listing:
+    """The documents of ``GET #``/``GET`` pairs, cut down to ``masterid``."""
+    docs = [doc for doc in pairs[1::2] if doc is not None]
+    joined = b",".join(docs)
+    if not _all_on_master(joined, masterid):
+        cut = (cut_to_master(doc, masterid) for doc in docs)
+        docs = [doc for doc in cut if doc is not None]
+        joined = b",".join(docs)
+    return Listing(len(docs), joined)
 
 
 def _joined(docs: list[bytes], budget: int | None) -> Listing | Outcome:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from registryd.models import (
     Operation,
@@ -149,14 +150,80 @@ async def test_a_refused_sort_turns_the_path_off() -> None:
         server.kill()
 
 
-async def test_longer_listings_go_to_the_script(
-    redis: Redis, prefix: str, stores: object, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Over ``SORTED_MAX`` documents the script lists (it stops at the budget)."""
+@pytest.fixture
+def chunks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """``SORTED_MAX`` at 10; the list grows by one per ``MULTI`` a listing runs."""
     monkeypatch.setattr(sorted_module, "SORTED_MAX", 10)
+    ran: list[int] = []
+    real = Pipeline.execute
+
+    async def counted(self: Pipeline, raise_on_error: bool = True) -> list[Any]:
+        ran.append(len(self.command_stack))
+        return await real(self, raise_on_error)
+
+    monkeypatch.setattr(Pipeline, "execute", counted)
+    return ran
+
+
+@pytest.mark.parametrize("where", SORTABLE, ids=str)
+@pytest.mark.parametrize("after", [0, 13, 39])
+async def test_longer_unpaged_listings_are_read_in_chunks(
+    stores: tuple[RedisStore, RedisStore],
+    chunks: list[int],
+    where: WorkerFilter,
+    after: int,
+) -> None:
+    """Over ``SORTED_MAX`` unpaged, the sort reads 10 at a time: the script's listing."""
+    sorting, scripting = stores
+    expected = await scripting.read_listing(where, after)
+    chunks.clear()
+    got = await sorting.read_listing(where, after)
+    assert expected == got
+    assert -(-(WORKERS - after) // 10) == len(chunks) - 1  # and the counts' round trip
+    paged = await sorting.read_listing(where, after, 10)  # a page stays one sort
+    assert paged == await scripting.read_listing(where, after, 10)
+
+
+async def test_a_write_between_chunks_gives_the_listing_to_the_script(
+    redis: Redis,
+    prefix: str,
+    stores: tuple[RedisStore, RedisStore],
+    chunks: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A document written after the first chunk was read: not one snapshot, the script lists."""
+    sorting, _ = stores
     listings = SortedListings(redis, Keys(prefix))
+    real, written = Pipeline.execute, list[bool]()
+
+    async def write_after_first(self: Pipeline, raise_on_error: bool = True) -> list[Any]:
+        sorts = any(command[0][0] == "SORT_RO" for command in self.command_stack)
+        answers = await real(self, raise_on_error)
+        if sorts and not written:
+            written.append(True)
+            await sorting.apply_many([(SetWorkerPaused(workerid=35, paused=True), None)])
+        return answers
+
+    monkeypatch.setattr(Pipeline, "execute", write_after_first)
     assert Outcome.USE_SCRIPT == await listings.read(0, None, None)
-    assert isinstance(await listings.read(0, 10, None), Listing)
+    assert written
+    assert isinstance(await listings.read(0, None, None), Listing)  # nothing written since
+
+
+async def test_chunks_stop_at_the_budget(
+    stores: tuple[RedisStore, RedisStore], chunks: list[int]
+) -> None:
+    """Over the budget after the second chunk: no more chunks are read, ``None`` alike."""
+    sorting, scripting = stores
+    whole = await scripting.read_listing(ALL)
+    first_two = await scripting.read_listing(ALL, 0, 20)
+    assert whole is not None
+    assert first_two is not None
+    chunks.clear()
+    assert await sorting.read_listing(ALL, budget=len(first_two.docs) - 1) is None
+    assert 3 == len(chunks)  # the counts and two chunks of four
+    assert whole == await sorting.read_listing(ALL, budget=len(whole.docs))
+    assert await sorting.read_listing(ALL, budget=len(whole.docs) - 1) is None
 
 
 async def test_a_change_between_count_and_sort_goes_to_the_script(
@@ -209,7 +276,7 @@ async def _multi_master(store: RedisStore) -> None:
     await store.apply_many(writes)
 
 
-MASTER_PAGES = [(0, None), (0, 1), (0, 4), (0, 100), (3, 4), (12, None)]
+MASTER_PAGES = [(0, None), (0, 1), (0, 4), (0, 100), (3, 4), (12, None), (29, 2), (500, None)]
 
 
 @pytest.mark.parametrize(("after", "limit"), MASTER_PAGES)
@@ -227,12 +294,11 @@ async def test_master_listings_agree_with_the_script(
     got = await sorting.read_listing(where, after, limit)
     assert got == await scripting.read_listing(where, after, limit)
     assert got is not None
-    if after == 0:  # the sort answered itself, and over the budget by one byte alike
-        listing = await SortedListings(redis, keys).read_master(masterid, 0, limit, None)
-        assert got == listing
-        if got.count:
-            for store in (sorting, scripting):
-                assert await store.read_listing(where, 0, limit, len(got.docs) - 1) is None
+    # The sort answered itself, and over the budget by one byte alike.
+    assert got == await SortedListings(redis, keys).read_master(masterid, after, limit, None)
+    if got.count:
+        for store in (sorting, scripting):
+            assert await store.read_listing(where, after, limit, len(got.docs) - 1) is None
 
 
 async def test_a_master_listing_cut_matches_what_the_worker_is_on(
@@ -252,10 +318,10 @@ async def test_a_master_listing_cut_matches_what_the_worker_is_on(
         assert worker["connected_to"] in ([], [2])
 
 
-async def test_a_master_over_the_sort_limit_goes_to_the_script(
+async def test_a_master_over_the_sort_limit_is_read_in_chunks(
     redis: Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Unpaged, a master with more workers than one sort may read is the script's.
+    """Unpaged, a master with more workers than one sort may read is sorted in chunks.
 
     Also one that grew past the limit after it was seen small (no count then): the
     sort reads one more than the limit and notices.
@@ -267,19 +333,50 @@ async def test_a_master_over_the_sort_limit_goes_to_the_script(
     await store.init_epoch()
     await _multi_master(store)
     listings = SortedListings(redis, keys)
-    assert Outcome.USE_SCRIPT == await listings.read_master(1, 0, None, None)
-    assert await store.read_listing(WorkerFilter(masterid=1)) == await scripting.read_listing(
-        WorkerFilter(masterid=1)
-    )
+    where = WorkerFilter(masterid=1)
+    whole = await scripting.read_listing(where)
+    assert whole is not None
+    assert whole == await listings.read_master(1, 0, None, None)
+    assert whole == await store.read_listing(where)
+    assert Outcome.OVER_BUDGET == await listings.read_master(1, 0, None, len(whole.docs) - 1)
     first = await listings.read_master(1, 0, 3, None)
-    assert first == await scripting.read_listing(WorkerFilter(masterid=1), 0, 3)
+    assert first == await scripting.read_listing(where, 0, 3)
+    for after, limit in [(3, None), (3, 5), (9, 2)]:  # later pages, in chunks of 5 too
+        page = await listings.read_master(1, after, limit, None)
+        assert page == await scripting.read_listing(where, after, limit)
     assert Listing(0, b"") == await listings.read_master(5, 0, None, None)  # seen small
     ids = [await store.find_worker_id(f"late{i}") for i in range(6)]
     await store.apply_many(
         [(WorkerConfigured(workerid=w, masterid=5, builderids=[50]), None) for w in ids]
     )
-    assert Outcome.USE_SCRIPT == await listings.read_master(5, 0, None, None)
-    assert 6 == (await store.read_listing(WorkerFilter(masterid=5)) or Listing(0, b"")).count
+    grown = await listings.read_master(5, 0, None, None)
+    assert isinstance(grown, Listing)
+    assert 6 == grown.count
+    assert grown == await scripting.read_listing(WorkerFilter(masterid=5))
+
+
+async def test_a_write_between_a_masters_ids_and_its_page_goes_to_the_script(
+    redis: Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A later page's ids and documents are one snapshot: a write between them hands it over."""
+    keys = Keys(prefix)
+    store = RedisStore(redis, keys)
+    await store.init_epoch()
+    await _multi_master(store)
+    listings = SortedListings(redis, keys)
+    real, written = Pipeline.execute, list[bool]()
+
+    async def write_after_ids(self: Pipeline, raise_on_error: bool = True) -> list[Any]:
+        answers = await real(self, raise_on_error)
+        if not written:
+            written.append(True)
+            await store.apply_many([(SetWorkerGraceful(workerid=30, graceful=True), None)])
+        return answers
+
+    monkeypatch.setattr(Pipeline, "execute", write_after_ids)
+    assert Outcome.USE_SCRIPT == await listings.read_master(1, 3, 4, None)
+    assert written
+    assert isinstance(await listings.read_master(1, 3, 4, None), Listing)
 
 
 @pytest.mark.parametrize("masterid", [1, 2, 3])
