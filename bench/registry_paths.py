@@ -26,7 +26,6 @@ from bench import fleet
 from bench.floors import Collector, consume, paced, publish_confirmed
 from bench.population import apply_all, relay_caught_up
 from registryd.client import RegistryClient
-from registryd.errors import TooLarge
 from registryd.models import (
     DeconfigureAllWorkersForMaster,
     Operation,
@@ -34,7 +33,6 @@ from registryd.models import (
     WorkerConfigured,
     WorkerConnected,
 )
-from registryd.models.ops import MAX_PAGE
 from registryd.protocol import Names
 from registryd.store import RedisStore
 
@@ -45,7 +43,6 @@ __all__ = [
     "event_latencies",
     "expiry_seconds",
     "ingest_seconds",
-    "raw_listing",
     "reason_number",
 ]
 
@@ -181,26 +178,6 @@ async def event_latencies(
     await collector.wait(60)
     subscriber.sink = None
     return [collector.received[i] - sent[i] for i in range(count)]
-
-
-async def raw_listing(client: RegistryClient, params: dict[str, object]) -> tuple[object, int]:
-    """``getWorkers`` through ``client.call``: unpaged, or by pages when that is too large.
-
-    Returns the result and the number of calls it took (1 unless paged).
-    """
-    try:
-        return await client.call("getWorkers", params), 1
-    except TooLarge:
-        pass
-    listed: list[dict[str, object]] = []
-    calls = 0
-    while True:
-        after = listed[-1]["id"] if listed else 0
-        page = await client.call("getWorkers", {**params, "limit": MAX_PAGE, "after": after})
-        calls += 1
-        listed += page
-        if len(page) < MAX_PAGE:
-            return listed, calls
 
 
 def _expiry_number(body: bytes) -> int | None:

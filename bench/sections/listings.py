@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from bench import fleet
 from bench.context import Context, progress
 from bench.population import floor_key
-from bench.registry_paths import raw_listing
 from bench.report import Row, at_most
 from bench.stats import Stat, calibrate, sample
 from registryd.models import GetWorkers
@@ -29,7 +28,7 @@ async def _listing_calls(ctx: Context, listing: fleet.Listing) -> tuple[dict[str
     body = await ctx.registry.execute_json(op)
     calls: dict[str, Call] = {
         "body": lambda: ctx.registry.execute_json(op),
-        "raw": lambda: raw_listing(ctx.client, listing.params),
+        "raw": lambda: ctx.client.get_workers_json(**listing.params),
         "typed": lambda: ctx.client.get_workers(**listing.params),
     }
     if listing.params:  # a filtered listing's floor is the unfiltered one
@@ -77,8 +76,8 @@ async def listing_rows(ctx: Context, n: int) -> list[Row]:
         ctx.figures.setdefault(n, {})[f"typed:{listing.label}"] = stats[listing.label, "typed"]
     sizes = {label: size for label, (_, size) in prepared.items()}
     rows = _listing_rows(ctx, n, stats, sizes)
-    if sizes[ALL] > DEFAULT_MAX_REPLY:  # raw_listing paged, as the daemon refused it whole
-        rows[1].note = f"{n // MAX_PAGE + 1} pages of 10,000: unpaged is too_large"
+    if sizes[ALL] > DEFAULT_MAX_REPLY:
+        rows[1].note = f"{n // MAX_PAGE + 1} pages of 10,000; unpaged would be too_large"
     largest = await _largest_page(ctx)
     rows.append(
         Row(
