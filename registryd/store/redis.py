@@ -434,9 +434,9 @@ class RedisStore:
         """``getWorkers``: the listed documents, cut down, joined, by ascending id.
 
         One snapshot; ``None`` when the joined documents would be over ``budget`` bytes.
-        A listing of up to 10,000 workers with no id filter and no true flag is a
-        ``SORT_RO`` (:mod:`.sorted`); any other is one script call, which stops as soon
-        as the budget is passed (nothing that large crosses from Redis).
+        A listing with no id filter and no true flag, or with ``masterid`` alone, is
+        read with ``SORT_RO`` (:mod:`.sorted`); any other is one script call, which
+        stops as soon as the budget is passed (nothing that large crosses from Redis).
         """
         sorted_listing = await self._sorted_listing(where, after, limit, budget)
         if sorted_listing is not Outcome.USE_SCRIPT:

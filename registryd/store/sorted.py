@@ -29,19 +29,18 @@ reading stops as soon as the documents are over the reply's budget.
 graceful) set, read in the same ``MULTI``, are dropped, and the sort reads as many
 more documents as that set holds, so a page still fills.
 
-``masterid`` alone, from the first id (``after`` 0): ``SORT_RO <master's set> LIMIT 0 n
-GET # GET <worker_prefix>*`` sorts that master's ids (one command: one snapshot; a
-master over :data:`SORTED_MAX` in chunks, as above), and each document is cut down here
-as ``read_workers.lua`` cuts it (:func:`cut_to_master`), most of them with two byte
+``masterid`` alone, from the first id (``after`` 0): ``SORT_RO <master's set> [LIMIT 0
+n] GET <worker_prefix>*`` sorts that master's ids (one command: one snapshot; unpaged,
+all at once, as every ``SORT`` of a set sorts all of it), and each document is cut down
+here as ``read_workers.lua`` cuts it (:func:`cut_to_master`), most of them with two byte
 counts and no parse. A plain set gives no offset for a later page (``after`` above 0):
-its sorted ids are read first (with the epoch and the revision), the offset found
-here, and the page read from there as a chunk of the same snapshot.
+its sorted ids are read first and the page's documents then (``MGET``), each with the
+epoch and the revision, which must agree.
 """
 
 from __future__ import annotations
 
 import bisect
-import itertools
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -84,9 +83,6 @@ class SortedListings:
         prefix = keys.worker_prefix
         #: The ``GET`` pattern, or ``None`` while the fast path is off.
         self.pattern: str | None = None if "*" in prefix else f"{prefix}*"
-        #: Per master: whether its set was last seen over :data:`SORTED_MAX` (absent:
-        #: not seen yet).
-        self._large: dict[int, bool] = {}
 
     async def read(
         self,
@@ -134,9 +130,7 @@ class SortedListings:
         if limit is None:
             sort = ("SORT_RO", self.keys.workers, "BY", "nosort", "GET", "#", "GET", pattern)
             planned = _Planned(self.keys.workers, after, before, remaining, leave_out)
-            return await self._in_chunks(
-                sort, _spans(before, remaining), budget, _drop, planned=planned
-            )
+            return await self._in_chunks(sort, _spans(before, remaining), budget, planned)
         # At most left_out of the documents read are dropped: reading that many more
         # than the page always fills it. The ids left out are spread over the
         # registry, so a page first reads about its share of them (half as many
@@ -199,104 +193,76 @@ class SortedListings:
         )
 
     async def _master_from_first(self, ask: _MasterAsk) -> Listing | Outcome:
-        # The sort alone is the snapshot: unpaged, it asks for one more than it may
-        # list, and fewer back means all of them. Counting first only spares reading
-        # SORTED_MAX documents of a master too large for it, so it is done while the
-        # master is not known to be small (a round trip less for the others).
-        if self._large.get(ask.masterid, True):
-            size = int(await self.redis.scard(ask.key))
-            self._large[ask.masterid] = size > SORTED_MAX
-            if size == 0:
-                return Listing(0, b"")
-            if ask.limit is None and size > SORTED_MAX:
-                return await self._master_chunks(ask, 0, None)
-        count = SORTED_MAX + 1 if ask.limit is None else ask.limit
-        pairs: list[bytes | None] = await self.redis.execute_command(  # type: ignore[no-untyped-call]
-            "SORT_RO", ask.key, "LIMIT", 0, count, "GET", "#", "GET", ask.pattern
+        """One sort of the master's set (one snapshot): a page's worth, or all of it.
+
+        Unpaged, all at once: each ``SORT`` sorts the whole set, so chunks would cost a
+        sort each.
+        """
+        page = () if ask.limit is None else ("LIMIT", 0, ask.limit)
+        docs: list[bytes | None] = await self.redis.execute_command(  # type: ignore[no-untyped-call]
+            "SORT_RO", ask.key, *page, "GET", ask.pattern
         )
-        if len(pairs) // 2 > SORTED_MAX:
-            self._large[ask.masterid] = True
-            return await self._master_chunks(ask, 0, None)
-        listing = _on_master(pairs, ask.masterid)
-        if ask.budget is not None and len(listing.docs) > ask.budget:
-            return Outcome.OVER_BUDGET
-        return listing
+        return _budgeted(_on_master(docs, ask.masterid), ask.budget)
 
     async def _master_after(self, ask: _MasterAsk) -> Listing | Outcome:
         """A later page: where ``after`` falls among the master's sorted ids, then its part.
 
-        The ids are read with the epoch and the revision, and so is every chunk of
-        documents after them: one snapshot.
+        The ids and then the page's documents (``MGET``) are each read with the epoch and
+        the revision: the same pair both times means one snapshot (every write to a
+        document takes a revision); another pair hands the page to the script.
         """
         async with self.redis.pipeline(transaction=True) as tx:
             tx.mget(self.keys.epoch, self.keys.revision)
             tx.execute_command("SORT_RO", ask.key)
             stamp, ids = await tx.execute()
         offset = bisect.bisect_right([int(wid) for wid in ids], ask.after)
-        count = len(ids) - offset
-        if ask.limit is not None:
-            count = min(ask.limit, count)
-        if count <= 0:
+        listed = ids[offset:] if ask.limit is None else ids[offset : offset + ask.limit]
+        if not listed:
             return Listing(0, b"")
-        return await self._master_chunks(ask, offset, (count, stamp))
-
-    async def _master_chunks(
-        self, ask: _MasterAsk, offset: int, planned: tuple[int, list[bytes | None]] | None
-    ) -> Listing | Outcome:
-        """The master's documents from ``offset``: ``planned`` (count, stamp), or all."""
-        sort = ("SORT_RO", ask.key, "GET", "#", "GET", ask.pattern)
-        spans: Iterable[tuple[int, int]]
-        if planned is None:
-            spans = ((start, SORTED_MAX) for start in itertools.count(offset, SORTED_MAX))
-        else:
-            spans = _spans(offset, planned[0])
-        return await self._in_chunks(
-            sort, spans, ask.budget, lambda pairs, _: _on_master(pairs, ask.masterid),
-            stamp=None if planned is None else planned[1],
-        )  # fmt: skip
+        prefix = self.keys.worker_prefix.encode()
+        async with self.redis.pipeline(transaction=True) as tx:
+            tx.mget(self.keys.epoch, self.keys.revision)
+            tx.mget([prefix + wid for wid in listed])
+            now, docs = await tx.execute()
+        if now != stamp:
+            return Outcome.USE_SCRIPT
+        return _budgeted(_on_master(docs, ask.masterid), ask.budget)
 
     async def _in_chunks(
         self,
         sort: tuple[str, ...],
         spans: Iterable[tuple[int, int]],
         budget: int | None,
-        select: Callable[[list[bytes | None], set[bytes]], Listing],
-        *,
-        planned: _Planned | None = None,
-        stamp: list[bytes | None] | None = None,
+        planned: _Planned,
     ) -> Listing | Outcome:
         """``sort`` read span by span (offset, count), as one snapshot.
 
         Every ``MULTI`` reads the epoch and the revision beside its span: a pair other
-        than ``stamp`` (or than the first chunk's) means a write came between them, and
-        the script lists. The first one also checks ``planned`` and reads its sets to
-        leave out. ``select`` turns a chunk's ``GET #``/``GET`` pairs into its part of
-        the listing; a chunk short of its count is the last.
+        than the first chunk's means a write came between them (every write to a
+        document takes a revision), and the script lists. The first one also checks
+        ``planned`` and reads its sets to leave out.
         """
         parts: list[Listing] = []
-        size, drop = -1, set[bytes]()
+        size, stamp, drop = -1, None, set[bytes]()
         for offset, count in spans:
             async with self.redis.pipeline(transaction=True) as tx:
                 tx.mget(self.keys.epoch, self.keys.revision)
-                if planned is not None and not parts:
+                if stamp is None:
                     planned.check(tx)
                 tx.execute_command(*sort, "LIMIT", offset, count)
                 now, *checked, pairs = await tx.execute()
-            if checked:
-                if planned is None or not planned.held(checked):
+            if stamp is None:
+                if not planned.held(checked):
                     return Outcome.USE_SCRIPT
-                drop = set().union(*checked[2:])
-            elif now != (stamp or now):
+                stamp, drop = now, set().union(*checked[2:])
+            elif now != stamp:
                 return Outcome.USE_SCRIPT
-            stamp = now
-            part = select(pairs, drop)
-            parts.append(part)
-            size += len(part.docs) + 1 if part.count else 0
+            part = _drop(pairs, drop)
+            if part.count:
+                parts.append(part)
+                size += len(part.docs) + 1
             if budget is not None and size > budget:
                 return Outcome.OVER_BUDGET
-            if len(pairs) < 2 * count:
-                break
-        parts = [part for part in parts if part.count]
         return Listing(sum(p.count for p in parts), b",".join(p.docs for p in parts))
 
     async def _counts(self, after: int, leave_out: Sequence[str]) -> tuple[int, int, int]:
@@ -409,15 +375,22 @@ def _drop(pairs: list[bytes | None], drop: set[bytes]) -> Listing:
     return Listing(len(docs), b",".join(docs))
 
 
-def _on_master(pairs: list[bytes | None], masterid: int) -> Listing:
-    """The documents of ``GET #``/``GET`` pairs, cut down to ``masterid``."""
-    docs = [doc for doc in pairs[1::2] if doc is not None]
+def _on_master(found: list[bytes | None], masterid: int) -> Listing:
+    """The documents found (a missing one is ``None``), cut down to ``masterid``."""
+    docs = [doc for doc in found if doc is not None]
     joined = b",".join(docs)
     if not _all_on_master(joined, masterid):
         cut = (cut_to_master(doc, masterid) for doc in docs)
         docs = [doc for doc in cut if doc is not None]
         joined = b",".join(docs)
     return Listing(len(docs), joined)
+
+
+def _budgeted(listing: Listing, budget: int | None) -> Listing | Outcome:
+    """``listing``, unless its documents are over ``budget`` bytes."""
+    if budget is not None and len(listing.docs) > budget:
+        return Outcome.OVER_BUDGET
+    return listing
 
 
 def _joined(docs: list[bytes], budget: int | None) -> Listing | Outcome:

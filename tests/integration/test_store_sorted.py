@@ -318,13 +318,12 @@ async def test_a_master_listing_cut_matches_what_the_worker_is_on(
         assert worker["connected_to"] in ([], [2])
 
 
-async def test_a_master_over_the_sort_limit_is_read_in_chunks(
+async def test_a_master_over_the_page_limit_is_sorted_whole(
     redis: Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Unpaged, a master with more workers than one sort may read is sorted in chunks.
+    """Unpaged, a master with more workers than a page holds is one sort, and its pages too.
 
-    Also one that grew past the limit after it was seen small (no count then): the
-    sort reads one more than the limit and notices.
+    Also one that grew past the limit after it was listed empty.
     """
     monkeypatch.setattr(sorted_module, "SORTED_MAX", 5)
     keys = Keys(prefix)
@@ -341,7 +340,7 @@ async def test_a_master_over_the_sort_limit_is_read_in_chunks(
     assert Outcome.OVER_BUDGET == await listings.read_master(1, 0, None, len(whole.docs) - 1)
     first = await listings.read_master(1, 0, 3, None)
     assert first == await scripting.read_listing(where, 0, 3)
-    for after, limit in [(3, None), (3, 5), (9, 2)]:  # later pages, in chunks of 5 too
+    for after, limit in [(3, None), (3, 5), (9, 2)]:  # later pages
         page = await listings.read_master(1, after, limit, None)
         assert page == await scripting.read_listing(where, after, limit)
     assert Listing(0, b"") == await listings.read_master(5, 0, None, None)  # seen small
