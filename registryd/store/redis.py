@@ -28,8 +28,8 @@ from redis.exceptions import (
     MovedError,
     NoScriptError,
     ReadOnlyError,
+    RedisClusterException,
     ResponseError,
-    SlotNotCoveredError,
     TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -57,14 +57,17 @@ log = structlog.get_logger(__name__)
 #: One server or a Sentinel-found master (``Redis``), or a Redis Cluster.
 RedisClient = Redis | RedisCluster
 #: What a lost or slow Redis raises; the store turns it into ``Unavailable``. A cluster
-#: without a node for the slot (a failover under way) is one of them.
+#: without a node for the slot (a failover under way) is one of them, and so is a
+#: cluster client that cannot route a command: redis-py retries a pipeline after a lost
+#: connection without the ``target_nodes`` it was given (it pops them on the first
+#: try), so a keyless command (the script loading's ``MULTI``) then has nowhere to go.
 _BACKEND_DOWN = (
     RedisConnectionError,
     RedisTimeoutError,
     OSError,
     TimeoutError,
     ClusterError,
-    SlotNotCoveredError,
+    RedisClusterException,
 )
 #: Replies that say "not now" rather than "no": a demoted master (READONLY), a replica
 #: still loading, a cluster slot moving (TRYAGAIN, ASK) or moved (MOVED, a batch's

@@ -5,8 +5,11 @@ Each test builds its own private topology (tests.harness.redis_ha) and stops it 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from registryd.errors import Unavailable
@@ -206,6 +209,36 @@ async def _closed_client_opens_nothing(url: str, servers: list[PrivateRedis]) ->
 async def test_a_closed_sentinel_client_opens_nothing(sentinel_set: PrivateSentinelSet) -> None:
     """The master's pool lends nothing once closed, and asks the sentinels nothing."""
     await _closed_client_opens_nothing(sentinel_set.url, sentinel_set.servers)
+
+
+async def test_a_cluster_pipeline_redis_py_retries_is_unavailable(
+    cluster: PrivateRedisCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection lost under a cluster pipeline: ``unavailable``, then it works again.
+
+    redis-py retries the pipeline without the ``target_nodes`` its commands were given
+    (it pops them on the first try), so the script loading's ``MULTI`` cannot be routed
+    and it raises ``RedisClusterException``: seen once in a failover, where a write RPC
+    answered ``internal`` instead of ``unavailable``.
+    """
+    client, store = await _store(cluster.url)
+    real, lost = ClusterNode.execute_pipeline, list[bool]()
+
+    async def lose_first(self: ClusterNode, commands: list[Any]) -> bool:
+        if not lost:
+            lost.append(True)
+            raise RedisConnectionError("connection lost under the pipeline")
+        return await real(self, commands)
+
+    try:
+        monkeypatch.setattr(ClusterNode, "execute_pipeline", lose_first)
+        with pytest.raises(Unavailable, match="redis"):
+            await store.load_scripts()
+        assert lost
+        await store.load_scripts()
+        assert [1] == [len(await store.read_workers()) + 1]
+    finally:
+        await close_redis(client)
 
 
 async def test_a_closed_cluster_client_opens_nothing(cluster: PrivateRedisCluster) -> None:

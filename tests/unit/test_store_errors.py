@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from redis.exceptions import AskError, MovedError, ReadOnlyError, ResponseError, TryAgainError
+from redis.exceptions import (
+    AskError,
+    MovedError,
+    ReadOnlyError,
+    RedisClusterException,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 
 from registryd.errors import EpochMissing, Internal, NotFound, RegistryError, Unavailable
 from registryd.store.redis import redis_errors
@@ -23,6 +31,9 @@ NOT_NOW = [
         "UNBLOCKED force unblock from blocking operation, instance state changed "
         "(master -> replica?)"
     ),
+    # redis-py's cluster pipeline retried without the target nodes it was given.
+    RedisClusterException("No way to dispatch this command to Redis Cluster. Missing key."),
+    SlotNotCoveredError("Slot 3999 not covered by the cluster"),
 ]
 
 
