@@ -249,6 +249,8 @@ class Burst:
         self.published = 0
         self.bad: set[str] = set()
         self.recoveries: list[tuple[str, float]] = []
+        #: The RPC writes refused (every one the burst sends is valid): their errors.
+        self.refused: list[RegistryError] = []
         self._writer_of: dict[int, int] = {}
         self._open = asyncio.Event()
         self._open.set()
@@ -571,19 +573,19 @@ class Burst:
             lambda r: r.set_worker_graceful(w, flag),
         )
 
-    @staticmethod
-    async def _definite(call: Callable[[], Awaitable[None]]) -> bool:
+    async def _definite(self, call: Callable[[], Awaitable[None]]) -> bool:
         """Call until the answer is definite: True when applied, False when refused.
 
         A retryable failure (``unavailable``, no reply in time) may or may not have been
         applied; the write sets state, so sending it again until it is answered makes
-        its effect certain.
+        its effect certain. A refusal is kept in :attr:`refused` (and reported).
         """
         while True:
             try:
                 await call()
             except RegistryError as error:
                 if not error.retryable:
+                    self.refused.append(error)
                     return False
                 await asyncio.sleep(0.05)  # a retry's backoff
             else:
@@ -614,6 +616,11 @@ class Burst:
         """Compare everything with the model; the report (its problems list what failed)."""
         report = Report(case, sent=self.sent)
         report.recover_seconds = max((s for _, s in self.recoveries), default=0.0)
+        if self.refused:  # a fault is "not now" (unavailable), never a refusal
+            first = self.refused[0]
+            report.problems.append(
+                f"{len(self.refused)} valid RPC writes refused: {first.code}: {first.message}"
+            )
         try:
             model = await self._check_log(report)
             await self._check_state(report, model)
