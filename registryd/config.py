@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, FilePath, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from registryd.broker import broker_urls
@@ -124,6 +131,12 @@ class Settings(BaseSettings):
     )
     redis_wait_timeout: float = Field(
         1.0, gt=0, le=4, description="seconds a write waits for those replicas"
+    )
+    redis_sentinel_username: str | None = Field(
+        None, description="user the sentinels are asked as (redis+sentinel:// only)"
+    )
+    redis_sentinel_password: SecretStr | None = Field(
+        None, description="password of the sentinels themselves (redis+sentinel:// only)"
     )
 
     @field_validator("auth_masters")
@@ -236,7 +249,8 @@ class RedisTarget:
 
     ``redis+sentinel://[user:password@]host:port,host:port/service[/db]`` names the
     sentinels to ask and the service (``sentinel monitor <service> ...``) whose master
-    takes the writes; the password is the data nodes' (sentinels are asked without one).
+    takes the writes; the password is the data nodes' (the sentinels' own, if they have
+    one, is ``redis_sentinel_password``).
     ``redis+cluster://[user:password@]host:port,host:port/`` names seed nodes of a Redis
     Cluster (database 0 only: a cluster has no other). ``rediss+`` is either over TLS.
     """

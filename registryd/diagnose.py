@@ -18,6 +18,7 @@ Redis's, a bare one (aiormq raises it as it is) RabbitMQ's.
 
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from aiormq.exceptions import (
     InvalidFrameError,
     ProbableAuthenticationError,
 )
+from redis.asyncio.sentinel import MasterNotFoundError
 from redis.exceptions import AuthenticationError as RedisAuthenticationError
 from redis.exceptions import NoPermissionError as RedisNoPermissionError
 from redis.exceptions import RedisError
@@ -92,13 +94,11 @@ class _Where:
 
     @property
     def shown(self) -> str:
+        """The URL without its password; every host of a list (sentinels, cluster nodes)."""
         parts = urlsplit(self.url)
         user = f"{parts.username}@" if parts.username else ""
-        return f"{parts.scheme}://{user}{parts.hostname or ''}{_port(parts.port)}{parts.path}"
-
-
-def _port(port: int | None) -> str:
-    return f":{port}" if port is not None else ""
+        hosts = parts.netloc.rpartition("@")[2]
+        return f"{parts.scheme}://{user}{hosts}{parts.path}"
 
 
 def _rabbitmq(error: BaseException, where: _Where) -> Refusal | None:
@@ -132,6 +132,13 @@ def _rabbitmq(error: BaseException, where: _Where) -> Refusal | None:
     return None
 
 
+#: redis-py's Sentinel gives up with the sentinels' own errors in its text: a refused
+#: login (no password, or a wrong one) is one of these there.
+_SENTINEL_LOGIN: Final = re.compile(
+    r"AuthenticationError|invalid username-password|Authentication required"
+)
+
+
 def _redis(error: BaseException, where: _Where) -> Refusal | None:
     if isinstance(error, RedisAuthenticationError):
         return Refusal(
@@ -146,6 +153,14 @@ def _redis(error: BaseException, where: _Where) -> Refusal | None:
             "access refused",
             f"Redis at {where.shown} refused an operation ({error}); {NO_RETRY}: "
             "give the user the commands and keys registryd needs (Redis ACL)",
+        )
+    if isinstance(error, MasterNotFoundError) and _SENTINEL_LOGIN.search(str(error)):
+        return Refusal(
+            "Redis",
+            "access refused",
+            f"the sentinels at {where.shown} refused the login ({error}); {NO_RETRY}: set "
+            "REGISTRYD_REDIS_SENTINEL_USERNAME and _PASSWORD (redis.sentinel_username, "
+            "redis.sentinel_password) to the sentinels' own",
         )
     if isinstance(error, RedisResponseError) and "DB index" in str(error):
         return Refusal(

@@ -52,7 +52,7 @@ def connect_redis(settings: Settings, name: str = "registryd") -> RedisClient:
         **redis_tls_kwargs(settings),
     }
     if target.kind == "sentinel":
-        return _sentinel_master(target, options)
+        return _sentinel_master(target, options, _sentinel_login(settings))
     if target.kind == "cluster":
         return _cluster(target, options)
     return Redis.from_pool(_ClosingPool.from_url(target.url, timeout=3, **options))
@@ -124,10 +124,21 @@ class _SentinelPool(SentinelConnectionPool, _ClosingPool):
             await asyncio.gather(*(c.aclose() for c in self._sentinel_clients))
 
 
-def _sentinel_master(target: RedisTarget, options: dict[str, Any]) -> Redis:
+def _sentinel_login(settings: Settings) -> dict[str, str]:
+    """The sentinels' own user and password, where they have them (else none)."""
+    password = settings.redis_sentinel_password
+    login = {
+        "username": settings.redis_sentinel_username,
+        "password": None if password is None else password.get_secret_value(),
+    }
+    return {key: value for key, value in login.items() if value is not None}
+
+
+def _sentinel_master(target: RedisTarget, options: dict[str, Any], login: dict[str, str]) -> Redis:
     sentinel_options = {
         "socket_timeout": options["socket_timeout"],
         "socket_connect_timeout": options["socket_connect_timeout"],
+        **login,
     }
     sentinel = Sentinel(list(target.nodes), sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
     client: Redis = sentinel.master_for(

@@ -66,8 +66,17 @@ def _cluster_port() -> int:
 class PrivateSentinelSet:
     """A master, its replicas and three sentinels watching them, on free ports."""
 
-    def __init__(self, *, replicas: int = 1, sentinels: int = 3, down_after_ms: int = 1000) -> None:
+    def __init__(
+        self,
+        *,
+        replicas: int = 1,
+        sentinels: int = 3,
+        down_after_ms: int = 1000,
+        sentinel_password: str | None = None,
+    ) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="registryd-sentinel-"))
+        #: The sentinels' own password (``requirepass``; also among themselves), if any.
+        self.sentinel_password = sentinel_password
         self.master = PrivateRedis(cwd=self.dir)
         self.replicas = [
             PrivateRedis(args=["--replicaof", "127.0.0.1", str(self.master.port)], cwd=self.dir)
@@ -85,10 +94,18 @@ class PrivateSentinelSet:
             f"sentinel monitor {SENTINEL_SERVICE} 127.0.0.1 {self.master.port} {quorum}\n"
             f"sentinel down-after-milliseconds {SENTINEL_SERVICE} {self.down_after_ms}\n"
             f"sentinel failover-timeout {SENTINEL_SERVICE} 10000\n"
-            f"sentinel parallel-syncs {SENTINEL_SERVICE} 1\n",
+            f"sentinel parallel-syncs {SENTINEL_SERVICE} 1\n" + self._sentinel_auth(),
             encoding="utf-8",
         )
-        return PrivateRedis(port, command=["redis-server", str(config), "--sentinel"], cwd=self.dir)
+        command = ["redis-server", str(config), "--sentinel"]
+        return PrivateRedis(port, command=command, cwd=self.dir, password=self.sentinel_password)
+
+    def _sentinel_auth(self) -> str:
+        """The config lines of the sentinels' password: asked of clients and of each other."""
+        if self.sentinel_password is None:
+            return ""
+        password = self.sentinel_password
+        return f"requirepass {password}\nsentinel sentinel-pass {password}\n"
 
     @property
     def servers(self) -> list[PrivateRedis]:

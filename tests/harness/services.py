@@ -90,6 +90,7 @@ class PrivateRedis:
         args: Sequence[str] = (),
         command: Sequence[str] | None = None,
         cwd: Path | None = None,
+        password: str | None = None,
     ) -> None:
         if appendonly and directory is None:
             raise ValueError("an append-only Redis needs a directory for its file")
@@ -99,12 +100,15 @@ class PrivateRedis:
         self.args = list(args)
         self.command = None if command is None else list(command)
         self.cwd = cwd
+        #: What its ``requirepass`` is (set by ``command``'s config file), in :attr:`url`.
+        self.password = password
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        """Its URL."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """Its URL (with its password, if it has one)."""
+        login = "" if self.password is None else f":{self.password}@"
+        return f"redis://{login}127.0.0.1:{self.port}/0"
 
     @property
     def address(self) -> str:

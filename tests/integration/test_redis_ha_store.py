@@ -8,10 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from registryd.config import Settings
+from registryd.diagnose import refusal
 from registryd.errors import Unavailable
 from registryd.models import (
     FindWorkerId,
@@ -21,7 +24,7 @@ from registryd.models import (
     WorkerConnected,
 )
 from registryd.ports import DUPLICATE
-from registryd.redis_client import close_redis
+from registryd.redis_client import close_redis, connect_redis
 from registryd.store import Keys, RedisClient, RedisStore, RelayStore, StoreSettings
 from tests.harness import (
     PrivateRedis,
@@ -204,6 +207,36 @@ async def _closed_client_opens_nothing(url: str, servers: list[PrivateRedis]) ->
     with pytest.raises(RedisConnectionError, match="closed"):
         await client.get(f"{unique_prefix()}:k")
     assert await _open_under(servers, name) == 0
+
+
+async def test_sentinels_with_a_password_of_their_own() -> None:
+    """Sentinels asking for a password: without it a refusal said as such; with it, writes."""
+    servers = PrivateSentinelSet(sentinel_password="s3ntinel")
+    try:
+        await servers.start()
+        without = redis_client(servers.url)
+        try:
+            with pytest.raises(Unavailable) as raised:
+                await RedisStore(without, Keys(unique_prefix())).load_scripts()
+            found = refusal(raised.value, redis_url=servers.url)
+            assert found is not None
+            assert "refused the login" in found.message
+        finally:
+            await close_redis(without)
+        settings = Settings(
+            redis_url=servers.url, prefix="test", redis_sentinel_password=SecretStr("s3ntinel")
+        )
+        client = connect_redis(settings, name="registryd-test")
+        try:
+            store = RedisStore(client, Keys(unique_prefix()))
+            await store.load_scripts()
+            await store.init_epoch()
+            assert [1] == [await store.find_worker_id("w")]
+            await client.delete(*[k async for k in client.scan_iter(match=store.keys.pattern())])
+        finally:
+            await close_redis(client)
+    finally:
+        servers.stop()
 
 
 async def test_a_closed_sentinel_client_opens_nothing(sentinel_set: PrivateSentinelSet) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import structlog
 from aiormq.exceptions import ChannelAccessRefused, InvalidFrameError, ProbableAuthenticationError
+from redis.asyncio.sentinel import MasterNotFoundError
 from redis.exceptions import AuthenticationError as RedisAuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError as RedisResponseError
@@ -232,6 +233,41 @@ def test_redis_refusals_are_named(error: Exception, reason: str) -> None:
     assert "redis://reg@r.example.org:6379/0" in found.message
     assert "REGISTRYD_REDIS_URL (redis.url)" in found.message
     assert "secret" not in found.message
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "redis+sentinel://:secret@s1:26379,s2:26379/svc/0",
+            "redis+sentinel://s1:26379,s2:26379/svc/0",
+        ),
+        ("redis+cluster://reg:secret@n1:1,n2:2/", "redis+cluster://reg@n1:1,n2:2/"),
+    ],
+)
+def test_a_refusal_names_every_host_of_a_list(url: str, shown: str) -> None:
+    """Sentinel and cluster URLs name several hosts: all are shown, never the password."""
+    found = refusal(RedisAuthenticationError("invalid username-password pair"), redis_url=url)
+    assert found is not None
+    assert shown in found.message
+    assert "secret" not in found.message
+
+
+def test_sentinels_refusing_the_login_name_their_own_settings() -> None:
+    """redis-py's Sentinel gives up with the sentinels' refusals in its text: named as such."""
+    error = MasterNotFoundError(
+        "No master found for 'svc' : Redis<...> - AuthenticationError('Authentication required.')"
+    )
+    found = refusal(Unavailable("redis unavailable"), redis_url="redis+sentinel://s1:1/svc")
+    assert found is None
+    wrapped = Unavailable("redis: no master")
+    wrapped.__cause__ = error
+    found = refusal(wrapped, redis_url="redis+sentinel://s1:1,s2:2/svc")
+    assert found is not None
+    assert ("Redis", "access refused") == (found.backend, found.reason)
+    assert "s1:1,s2:2" in found.message
+    assert "REGISTRYD_REDIS_SENTINEL_USERNAME and _PASSWORD" in found.message
+    assert refusal(MasterNotFoundError("No master found for 'svc'")) is None  # may heal
 
 
 def test_a_refusal_is_found_behind_registryds_own_errors() -> None:
