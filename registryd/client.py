@@ -38,6 +38,7 @@ import re
 import ssl
 import uuid
 from collections.abc import Callable, Sequence
+from functools import partial
 from types import TracebackType
 from typing import Any, Final, Generic, Literal, Self, TypeVar
 
@@ -289,8 +290,12 @@ class RegistryClient:
         method: str,
         params: dict[str, Any] | None,
         timeout: float | None,  # noqa: ASYNC109 - it is also the request's expiration
+        on_sent: Callable[[], None] | None = None,
     ) -> bytes:
-        """Send one request; the reply's body as it came (see :meth:`call`)."""
+        """Send one request; the reply's body as it came (see :meth:`call`).
+
+        ``on_sent`` is called once the request is written to the broker.
+        """
         timeout = _check_timeout(self.timeout if timeout is None else timeout)
         correlation_id = uuid.uuid4().hex
         request: dict[str, Any] = {"method": method}
@@ -314,6 +319,8 @@ class RegistryClient:
                     await self._check_rpc_queue()
                 self._sent_on[correlation_id] = channel
                 await channel.default_exchange.publish(message, self.names.rpc, mandatory=False)
+                if on_sent is not None:
+                    on_sent()
                 body: bytes = await reply
         except TimeoutError:
             raise RpcTimeout(
@@ -504,8 +511,14 @@ class RegistryClient:
                 ahead = None
                 guess = _last_id(body, page_size)
                 if guess is not None:
-                    early = asyncio.create_task(self._page(filters, page_size, guess))
+                    sent = asyncio.get_running_loop().create_future()
+                    early = asyncio.create_task(
+                        self._page(filters, page_size, guess, partial(_settle, sent))
+                    )
                     ahead = (guess, page_size, early)
+                    # Decoding holds the loop: the request must be on its way first, so
+                    # that the daemon reads the next page while this one is decoded.
+                    await asyncio.wait([sent, early], return_when=asyncio.FIRST_COMPLETED)
                 try:
                     page = decode(body)
                 except TooLarge:
@@ -521,10 +534,16 @@ class RegistryClient:
             if ahead is not None:
                 await _dropped(ahead[2])
 
-    async def _page(self, filters: dict[str, Any], size: int, after: int) -> bytes:
+    async def _page(
+        self,
+        filters: dict[str, Any],
+        size: int,
+        after: int,
+        on_sent: Callable[[], None] | None = None,
+    ) -> bytes:
         """The reply's bytes for one page of a ``getWorkers`` listing."""
         op = _op(GetWorkers, **filters, limit=size, after=after)
-        return await self._request(op.method, _params(op), None)
+        return await self._request(op.method, _params(op), None, on_sent)
 
     async def worker_connected(
         self,
@@ -755,6 +774,12 @@ def _last_id(body: bytes, page_size: int) -> int | None:
         return None
     digits = _DIGITS.match(body, body.rindex(b'{"id":') + len(b'{"id":'))
     return None if digits is None else int(digits[0])
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    """Resolve ``future`` (once)."""
+    if not future.done():
+        future.set_result(None)
 
 
 async def _dropped(request: asyncio.Task[bytes]) -> None:

@@ -11,6 +11,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
+from registryd import client as client_module
 from registryd.amqp.topology import Topology, declare
 from registryd.client import RegistryClient, Resync, Subscription
 from registryd.config import Settings
@@ -512,6 +513,41 @@ async def test_paging_asks_for_the_next_page_while_decoding_this_one(
     assert [w["id"] for w in workers] == [
         w["id"] for w in await client.get_workers_json(page_size=10)
     ]
+
+
+async def test_paging_sends_the_next_request_before_decoding_this_page(
+    client: RegistryClient, responder: Responder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decoding holds the loop: the next page's request is written before it starts."""
+    responder.handlers["getWorkers"] = _paging([_worker(w) for w in range(1, 31)])
+    order: list[tuple[str, int | None]] = []
+    real_publish, real_result = aio_pika.Exchange.publish, client_module._result
+
+    async def publish(self: aio_pika.Exchange, message: Any, *args: Any, **kwargs: Any) -> Any:
+        request = json.loads(message.body)  # the responder's replies come this way too
+        if isinstance(request, dict) and request.get("method") == "getWorkers":
+            order.append(("sent", request["params"].get("after", 0)))
+        return await real_publish(self, message, *args, **kwargs)
+
+    def result(method: str, body: bytes) -> Any:
+        page = real_result(method, body)
+        if method == "getWorkers":
+            order.append(("decoded", page[0]["id"] if page else None))
+        return page
+
+    monkeypatch.setattr(aio_pika.Exchange, "publish", publish)
+    monkeypatch.setattr(client_module, "_result", result)
+    assert 30 == len(await client.get_workers_json(page_size=10))
+    assert [
+        ("sent", 0),
+        ("sent", 10),
+        ("decoded", 1),
+        ("sent", 20),
+        ("decoded", 11),
+        ("sent", 30),
+        ("decoded", 21),
+        ("decoded", None),
+    ] == order
 
 
 async def test_paging_drops_a_wrong_guess_of_the_next_page(
