@@ -29,13 +29,13 @@ reading stops as soon as the documents are over the reply's budget.
 graceful) set, read in the same ``MULTI``, are dropped, and the sort reads as many
 more documents as that set holds, so a page still fills.
 
-``masterid`` alone, from the first id (``after`` 0): ``SORT_RO <master's set> [LIMIT 0
-n] GET <worker_prefix>*`` sorts that master's ids (one command: one snapshot; unpaged,
-all at once, as every ``SORT`` of a set sorts all of it), and each document is cut down
-here as ``read_workers.lua`` cuts it (:func:`cut_to_master`), most of them with two byte
-counts and no parse. A plain set gives no offset for a later page (``after`` above 0):
-its sorted ids are read first and the page's documents then (``MGET``), each with the
-epoch and the revision, which must agree.
+``masterid`` alone, from the first id (``after`` 0): ``SORT_RO <master's set> LIMIT 0
+n GET <worker_prefix>*`` sorts that master's ids (one command: one snapshot), and each
+document is cut down here as ``read_workers.lua`` cuts it (:func:`cut_to_master`), most
+of them with two byte counts and no parse. A plain set gives no offset for a later page
+(``after`` above 0), and a sort per chunk of a large one would sort all of it each time:
+those read the master's sorted ids first, then the documents (``MGET``) in chunks, each
+with the epoch and the revision, which must agree.
 """
 
 from __future__ import annotations
@@ -83,6 +83,8 @@ class SortedListings:
         prefix = keys.worker_prefix
         #: The ``GET`` pattern, or ``None`` while the fast path is off.
         self.pattern: str | None = None if "*" in prefix else f"{prefix}*"
+        #: Per master: whether its set was last seen over :data:`SORTED_MAX`.
+        self._large: dict[int, bool] = {}
 
     async def read(
         self,
@@ -187,29 +189,39 @@ class SortedListings:
         if limit is not None and limit > SORTED_MAX:
             return Outcome.USE_SCRIPT
         key = f"{self.keys.configured_prefix}{masterid}"
-        read = self._master_after if after > 0 else self._master_from_first
+        read = self._master_by_ids if after > 0 else self._master_from_first
         return await self._guarded(
             lambda p: read(_MasterAsk(p, key, masterid, after, limit, budget))
         )
 
     async def _master_from_first(self, ask: _MasterAsk) -> Listing | Outcome:
-        """One sort of the master's set (one snapshot): a page's worth, or all of it.
+        """One sort of the master's set (one snapshot): a page's worth, or all of a small one.
 
-        Unpaged, all at once: each ``SORT`` sorts the whole set, so chunks would cost a
-        sort each.
+        Unpaged, a master over :data:`SORTED_MAX` (seen so once, or found so by the sort
+        reading one more) goes through its ids (:meth:`_master_by_ids`), in chunks that
+        stop at the budget; each ``SORT`` of a set sorts all of it, so sorting per chunk
+        would cost a sort each.
         """
-        page = () if ask.limit is None else ("LIMIT", 0, ask.limit)
+        if ask.limit is None and self._large.get(ask.masterid, False):
+            return await self._master_by_ids(ask)
+        count = SORTED_MAX + 1 if ask.limit is None else ask.limit
         docs: list[bytes | None] = await self.redis.execute_command(  # type: ignore[no-untyped-call]
-            "SORT_RO", ask.key, *page, "GET", ask.pattern
+            "SORT_RO", ask.key, "LIMIT", 0, count, "GET", ask.pattern
         )
+        if len(docs) > SORTED_MAX:
+            self._large[ask.masterid] = True
+            return await self._master_by_ids(ask)
+        if ask.limit is None:
+            self._large[ask.masterid] = False
         return _budgeted(_on_master(docs, ask.masterid), ask.budget)
 
-    async def _master_after(self, ask: _MasterAsk) -> Listing | Outcome:
-        """A later page: where ``after`` falls among the master's sorted ids, then its part.
+    async def _master_by_ids(self, ask: _MasterAsk) -> Listing | Outcome:
+        """Where ``after`` falls among the master's sorted ids, then the documents from there.
 
-        The ids and then the page's documents (``MGET``) are each read with the epoch and
-        the revision: the same pair both times means one snapshot (every write to a
-        document takes a revision); another pair hands the page to the script.
+        The ids, then each chunk of :data:`SORTED_MAX` documents (``MGET``), are read
+        with the epoch and the revision: the same pair every time means one snapshot
+        (every write to a document takes a revision); another pair hands the listing to
+        the script. The chunks stop once the documents are over the budget.
         """
         async with self.redis.pipeline(transaction=True) as tx:
             tx.mget(self.keys.epoch, self.keys.revision)
@@ -217,16 +229,23 @@ class SortedListings:
             stamp, ids = await tx.execute()
         offset = bisect.bisect_right([int(wid) for wid in ids], ask.after)
         listed = ids[offset:] if ask.limit is None else ids[offset : offset + ask.limit]
-        if not listed:
-            return Listing(0, b"")
         prefix = self.keys.worker_prefix.encode()
-        async with self.redis.pipeline(transaction=True) as tx:
-            tx.mget(self.keys.epoch, self.keys.revision)
-            tx.mget([prefix + wid for wid in listed])
-            now, docs = await tx.execute()
-        if now != stamp:
-            return Outcome.USE_SCRIPT
-        return _budgeted(_on_master(docs, ask.masterid), ask.budget)
+        parts: list[Listing] = []
+        size = -1
+        for start in range(0, len(listed), SORTED_MAX):
+            async with self.redis.pipeline(transaction=True) as tx:
+                tx.mget(self.keys.epoch, self.keys.revision)
+                tx.mget([prefix + wid for wid in listed[start : start + SORTED_MAX]])
+                now, docs = await tx.execute()
+            if now != stamp:
+                return Outcome.USE_SCRIPT
+            part = _on_master(docs, ask.masterid)
+            if part.count:
+                parts.append(part)
+                size += len(part.docs) + 1
+            if ask.budget is not None and size > ask.budget:
+                return Outcome.OVER_BUDGET
+        return Listing(sum(p.count for p in parts), b",".join(p.docs for p in parts))
 
     async def _in_chunks(
         self,

@@ -354,6 +354,26 @@ async def test_a_master_over_the_page_limit_is_sorted_whole(
     assert grown == await scripting.read_listing(WorkerFilter(masterid=5))
 
 
+async def test_a_large_master_unpaged_is_read_by_ids_and_stops_at_the_budget(
+    redis: Redis, prefix: str, chunks: list[int]
+) -> None:
+    """Over ``SORTED_MAX``: the ids, then the documents in chunks, none past the budget."""
+    keys = Keys(prefix)
+    store = RedisStore(redis, keys)
+    scripting = RedisStore(redis, keys, StoreSettings(sorted_listings=False))
+    await store.init_epoch()
+    await _multi_master(store)  # 16 workers on master 1, SORTED_MAX is 10 here
+    listings = SortedListings(redis, keys)
+    where = WorkerFilter(masterid=1)
+    whole = await listings.read_master(1, 0, None, None)
+    assert whole == await scripting.read_listing(where)
+    first = await scripting.read_listing(where, 0, 10)
+    assert first is not None
+    chunks.clear()
+    assert Outcome.OVER_BUDGET == await listings.read_master(1, 0, None, len(first.docs) - 1)
+    assert 2 == len(chunks)  # the ids, then one chunk of documents (seen large: no sort)
+
+
 async def test_a_write_between_a_masters_ids_and_its_page_goes_to_the_script(
     redis: Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
