@@ -224,28 +224,23 @@ class SortedListings:
         the script. The chunks stop once the documents are over the budget.
         """
         async with self.redis.pipeline(transaction=True) as tx:
-            tx.mget(self.keys.epoch, self.keys.revision)
+            self._stamp(tx)
             tx.execute_command("SORT_RO", ask.key)
             stamp, ids = await tx.execute()
         offset = bisect.bisect_right([int(wid) for wid in ids], ask.after)
         listed = ids[offset:] if ask.limit is None else ids[offset : offset + ask.limit]
         prefix = self.keys.worker_prefix.encode()
-        parts: list[Listing] = []
-        size = -1
+        joining = _Joining(ask.budget)
         for start in range(0, len(listed), SORTED_MAX):
             async with self.redis.pipeline(transaction=True) as tx:
-                tx.mget(self.keys.epoch, self.keys.revision)
+                self._stamp(tx)
                 tx.mget([prefix + wid for wid in listed[start : start + SORTED_MAX]])
                 now, docs = await tx.execute()
             if now != stamp:
                 return Outcome.USE_SCRIPT
-            part = _on_master(docs, ask.masterid)
-            if part.count:
-                parts.append(part)
-                size += len(part.docs) + 1
-            if ask.budget is not None and size > ask.budget:
+            if joining.over(_on_master(docs, ask.masterid)):
                 return Outcome.OVER_BUDGET
-        return Listing(sum(p.count for p in parts), b",".join(p.docs for p in parts))
+        return joining.listing()
 
     async def _in_chunks(
         self,
@@ -261,11 +256,10 @@ class SortedListings:
         document takes a revision), and the script lists. The first one also checks
         ``planned`` and reads its sets to leave out.
         """
-        parts: list[Listing] = []
-        size, stamp, drop = -1, None, set[bytes]()
+        joining, stamp, drop = _Joining(budget), None, set[bytes]()
         for offset, count in spans:
             async with self.redis.pipeline(transaction=True) as tx:
-                tx.mget(self.keys.epoch, self.keys.revision)
+                self._stamp(tx)
                 if stamp is None:
                     planned.check(tx)
                 tx.execute_command(*sort, "LIMIT", offset, count)
@@ -276,13 +270,13 @@ class SortedListings:
                 stamp, drop = now, set().union(*checked[2:])
             elif now != stamp:
                 return Outcome.USE_SCRIPT
-            part = _drop(pairs, drop)
-            if part.count:
-                parts.append(part)
-                size += len(part.docs) + 1
-            if budget is not None and size > budget:
+            if joining.over(_drop(pairs, drop)):
                 return Outcome.OVER_BUDGET
-        return Listing(sum(p.count for p in parts), b",".join(p.docs for p in parts))
+        return joining.listing()
+
+    def _stamp(self, tx: Pipeline) -> None:
+        """Queue the read of the epoch and the revision: the same pair, the same snapshot."""
+        tx.mget(self.keys.epoch, self.keys.revision)
 
     async def _counts(self, after: int, leave_out: Sequence[str]) -> tuple[int, int, int]:
         """Ids up to ``after``, after it, and in the sets to leave out: one round trip."""
@@ -358,6 +352,27 @@ class _MasterAsk:
     after: int
     limit: int | None
     budget: int | None
+
+
+class _Joining:
+    """A listing's parts joined as they come, their size checked against a budget."""
+
+    def __init__(self, budget: int | None) -> None:
+        self.budget = budget
+        self.parts: list[Listing] = []
+        #: The joined size so far: the parts and a comma between each two.
+        self.size = -1
+
+    def over(self, part: Listing) -> bool:
+        """Add ``part``; whether the listing is now over the budget."""
+        if part.count:
+            self.parts.append(part)
+            self.size += len(part.docs) + 1
+        return self.budget is not None and self.size > self.budget
+
+    def listing(self) -> Listing:
+        """The parts joined into one listing."""
+        return Listing(sum(p.count for p in self.parts), b",".join(p.docs for p in self.parts))
 
 
 class _Planned:
