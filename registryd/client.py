@@ -513,7 +513,7 @@ class RegistryClient:
                 if guess is not None:
                     sent = asyncio.get_running_loop().create_future()
                     early = asyncio.create_task(
-                        self._page(filters, page_size, guess, partial(_settle, sent))
+                        self._page(filters, page_size, guess, partial(sent.set_result, None))
                     )
                     ahead = (guess, page_size, early)
                     # Decoding holds the loop: the request must be on its way first, so
@@ -774,12 +774,6 @@ def _last_id(body: bytes, page_size: int) -> int | None:
         return None
     digits = _DIGITS.match(body, body.rindex(b'{"id":') + len(b'{"id":'))
     return None if digits is None else int(digits[0])
-
-
-def _settle(future: asyncio.Future[None]) -> None:
-    """Resolve ``future`` (once)."""
-    if not future.done():
-        future.set_result(None)
 
 
 async def _dropped(request: asyncio.Task[bytes]) -> None:
