@@ -232,7 +232,6 @@ async def test_sentinels_with_a_password_of_their_own() -> None:
             await store.load_scripts()
             await store.init_epoch()
             assert [1] == [await store.find_worker_id("w")]
-            await client.delete(*[k async for k in client.scan_iter(match=store.keys.pattern())])
         finally:
             await close_redis(client)
     finally:

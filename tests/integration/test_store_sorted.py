@@ -165,6 +165,24 @@ def chunks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return ran
 
 
+def _write_after_first_sort(
+    monkeypatch: pytest.MonkeyPatch, store: RedisStore, op: Operation
+) -> list[bool]:
+    """Apply ``op`` once, just after the first ``MULTI`` that sorts; the list says it was."""
+    real, written = Pipeline.execute, list[bool]()
+
+    async def execute(self: Pipeline, raise_on_error: bool = True) -> list[Any]:
+        sorts = any(command[0][0] == "SORT_RO" for command in self.command_stack)
+        answers = await real(self, raise_on_error)
+        if sorts and not written:
+            written.append(True)
+            await store.apply_many([(op, None)])
+        return answers
+
+    monkeypatch.setattr(Pipeline, "execute", execute)
+    return written
+
+
 @pytest.mark.parametrize("where", SORTABLE, ids=str)
 @pytest.mark.parametrize("after", [0, 13, 39])
 async def test_longer_unpaged_listings_are_read_in_chunks(
@@ -194,17 +212,9 @@ async def test_a_write_between_chunks_gives_the_listing_to_the_script(
     """A document written after the first chunk was read: not one snapshot, the script lists."""
     sorting, _ = stores
     listings = SortedListings(redis, Keys(prefix))
-    real, written = Pipeline.execute, list[bool]()
-
-    async def write_after_first(self: Pipeline, raise_on_error: bool = True) -> list[Any]:
-        sorts = any(command[0][0] == "SORT_RO" for command in self.command_stack)
-        answers = await real(self, raise_on_error)
-        if sorts and not written:
-            written.append(True)
-            await sorting.apply_many([(SetWorkerPaused(workerid=35, paused=True), None)])
-        return answers
-
-    monkeypatch.setattr(Pipeline, "execute", write_after_first)
+    written = _write_after_first_sort(
+        monkeypatch, sorting, SetWorkerPaused(workerid=35, paused=True)
+    )
     assert Outcome.USE_SCRIPT == await listings.read(0, None, None)
     assert written
     assert isinstance(await listings.read(0, None, None), Listing)  # nothing written since
@@ -383,16 +393,9 @@ async def test_a_write_between_a_masters_ids_and_its_page_goes_to_the_script(
     await store.init_epoch()
     await _multi_master(store)
     listings = SortedListings(redis, keys)
-    real, written = Pipeline.execute, list[bool]()
-
-    async def write_after_ids(self: Pipeline, raise_on_error: bool = True) -> list[Any]:
-        answers = await real(self, raise_on_error)
-        if not written:
-            written.append(True)
-            await store.apply_many([(SetWorkerGraceful(workerid=30, graceful=True), None)])
-        return answers
-
-    monkeypatch.setattr(Pipeline, "execute", write_after_ids)
+    written = _write_after_first_sort(
+        monkeypatch, store, SetWorkerGraceful(workerid=30, graceful=True)
+    )
     assert Outcome.USE_SCRIPT == await listings.read_master(1, 3, 4, None)
     assert written
     assert isinstance(await listings.read_master(1, 3, 4, None), Listing)
