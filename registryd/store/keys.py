@@ -39,6 +39,7 @@ SCRIPT_KEYS: tuple[tuple[str, str], ...] = (
     ("P_MSG", "message_prefix"),
     ("P_BUILDER", "builder_prefix"),
     ("P_SESSION", "session_prefix"),
+    ("P_HOLDER", "holder_prefix"),
 )
 
 #: The layout of the keys this version writes; ``RedisStore.init_epoch`` migrates an
@@ -155,6 +156,16 @@ class Keys:
         return f"{self.base}:wc:"
 
     @property
+    def holder_prefix(self) -> str:
+        """Prefix of ``<prefix><id // 100>``: hash, worker id to its change-log holder.
+
+        The value is ``"<revision>:<first 8 characters of the epoch>"``: the worker's
+        last change-log entry that holds its name and workerinfo (``_lib.lua``). A hundred
+        workers share a hash so that each stays a small listpack.
+        """
+        return f"{self.base}:wh:"
+
+    @property
     def master_prefix(self) -> str:
         """Prefix of ``<prefix><id>``: hash with one master's name, state and last_seen."""
         return f"{self.base}:m:"
@@ -181,6 +192,10 @@ class Keys:
     def sessions(self, workerid: int) -> str:
         """The remembered connections of one worker."""
         return f"{self.session_prefix}{workerid}"
+
+    def holders(self, workerid: int) -> str:
+        """The hash that names the change-log holder of ``workerid`` and 99 others."""
+        return f"{self.holder_prefix}{workerid // 100}"
 
     def message(self, message_id: str) -> str:
         """The marker of one remembered ``message_id``."""

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from redis.asyncio import Redis
 
 from registryd.models import MasterChange, Worker, WorkerChange
-from registryd.store import RedisStore
+from registryd.store import RedisStore, RelayStore
 
 #: A change summarised as (event, workerid or None, masterid or None).
 Summary = tuple[str, int | None, int | None]
@@ -34,12 +32,17 @@ async def key_names(redis: Redis, store: RedisStore) -> set[bytes]:
 async def log_entries(
     redis: Redis, store: RedisStore, count: int | None = None
 ) -> list[tuple[int, str, bytes]]:
-    """The raw change-log entries, oldest first: (revision, routing key, body)."""
-    reply: Any = await redis.xrange(store.keys.changes, count=count)
-    return [
-        (int(entry_id.split(b"-")[0]), fields[b"k"].decode(), fields[b"b"])
-        for entry_id, fields in reply
-    ]
+    """The change log as the relay reads it, oldest first: (revision, routing key, body).
+
+    Read through a relay claim (and given up again), since worker entries are stored
+    compact and only the store's reader turns them into routing keys and bodies.
+    """
+    relay = RelayStore(store)
+    try:
+        claim = await relay.claim(60_000, count or await redis.xlen(store.keys.changes) or 1)
+    finally:
+        await relay.release()
+    return [(c.revision, c.routing_key, c.body) for c in claim.changes]
 
 
 async def revision(store: RedisStore) -> int:

@@ -48,9 +48,10 @@ RETAIN = 10
 
 @pytest.fixture
 def store_settings() -> StoreSettings:
-    """A short retained history so that trimming is reachable (whole nodes of 100 go).
+    """A short retained history so that trimming is reachable.
 
-    Every other test here logs fewer than 110 changes, so nothing of theirs is trimmed.
+    getChanges serves the last RETAIN changes; a test that reads further back asks for
+    the default settings.
     """
     return StoreSettings(retain_changes=RETAIN)
 
@@ -567,6 +568,7 @@ async def test_apply_many_keeps_order_and_reports_each(store: RedisStore) -> Non
 # getChanges ------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("store_settings", [StoreSettings()])
 async def test_get_changes_pages_in_order(registry: Registry) -> None:
     """getChanges returns revisions after `since`, at most `limit`, in order."""
     for i in range(25):
@@ -612,12 +614,16 @@ async def test_get_changes_on_an_empty_registry(registry: Registry) -> None:
 async def test_trimmed_history_requires_resync(
     redis: Redis, store: RedisStore, registry: Registry
 ) -> None:
-    """getChanges older than the retained history is resync_required; newer still pages."""
+    """getChanges older than the retained history is resync_required; newer still pages.
+
+    The history is the last RETAIN changes exactly, whatever more the log keeps.
+    """
     for i in range(300):
         await store.find_worker_id(f"w{i}")
-    [(oldest, _, _)] = await log_entries(redis, store, count=1)
-    assert 1 < oldest <= 300 - RETAIN + 1
-    with pytest.raises(ResyncRequired):
+    [(first, _, _)] = await log_entries(redis, store, count=1)
+    oldest = 300 - RETAIN + 1
+    assert 1 < first <= oldest
+    with pytest.raises(ResyncRequired, match=rf"oldest kept: {oldest}\)"):
         await registry.execute(GetChanges(since=0))
     with pytest.raises(ResyncRequired):
         await registry.execute(GetChanges(since=oldest - 2))

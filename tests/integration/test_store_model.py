@@ -47,6 +47,7 @@ from registryd.ports import DUPLICATE, Applied
 from registryd.service import Registry
 from registryd.store import Keys, RedisStore
 from tests.harness import REDIS_URL
+from tests.integration.support import log_entries
 from tests.reference import DUPLICATE as MODEL_DUPLICATE
 from tests.reference import ReferenceRegistry, UnknownWorkerError
 
@@ -180,12 +181,12 @@ async def _wire(read: Awaitable[bytes]) -> Any:
     return json.loads(await read)
 
 
-async def _log_entries(redis: Redis, keys: Keys, after: int) -> list[tuple[int, str, Any]]:
-    """The raw change-log entries after revision ``after``: (revision, routing key, body)."""
-    entries: Any = await redis.xrange(keys.changes, min=f"{after + 1}")
+async def _log_entries(redis: Redis, store: RedisStore, after: int) -> list[tuple[int, str, Any]]:
+    """The change log after revision ``after``: (revision, routing key, decoded body)."""
     return [
-        (int(entry_id.split(b"-")[0]), fields[b"k"].decode(), json.loads(fields[b"b"]))
-        for entry_id, fields in entries
+        (revision, key, json.loads(body))
+        for revision, key, body in await log_entries(redis, store)
+        if revision > after
     ]
 
 
@@ -410,7 +411,7 @@ class RegistryMachine(RuleBasedStateMachine):
             (
                 f"change log after revision {checked}",
                 [(c.revision, c.routing_key, c.body) for c in model.changes[checked:]],
-                _log_entries(self.redis, self.keys, checked),
+                _log_entries(self.redis, self.store, checked),
             ),
             ("change log length", model.revision, self.redis.xlen(self.keys.changes)),
             ("revision, epoch", (model.revision, self.registry.epoch), self.store.state()),

@@ -140,7 +140,7 @@ local function parse_worker(id, key, doc)
              info = string.sub(doc, name_end + #',"workerinfo":' + 1, at - 1),
              paused = paused == 'true' and '1' or '0', reason = reason,
              graceful = graceful == 'true' and '1' or '0', conn = split(conn), cfg = cfg}
-  w.was = {paused = w.paused, graceful = w.graceful, builders = builders_of(cfg)}
+  w.was = {paused = w.paused, graceful = w.graceful, builders = builders_of(cfg), info = w.info}
   return w
 end
 
@@ -211,21 +211,126 @@ local function index_of(list, value)
 end
 
 -- Change log ---------------------------------------------------------------------------
+-- An entry is either a full one, 'k' its routing key and 'b' its body (a master's change,
+-- and every entry written before the compact form), or a worker's compact one, 'w':
+-- "event code|masterid|workerid|paused graceful|connected_to|configured_on|holder|reason".
+-- A holder entry (holder empty) goes on with a newline, the worker's name, a newline and
+-- its workerinfo (JSON text never holds a raw newline); any other names the revision of
+-- the worker's holder, whose name and workerinfo are its own. So the bulk of a record is
+-- written once, not with every change: a worker's holder is written again when its
+-- workerinfo changes and when the holder is REBASE revisions old, and the log keeps
+-- RETAIN + REBASE entries, so every entry of the last RETAIN has its holder.
+-- holders_of(id) field id names the worker's holder and the epoch it was written in
+-- ("revision:" and the epoch's first 8 characters), so that a holder of a log deleted
+-- with its epoch is never named.
+
+local REBASE = math.floor(tonumber(RETAIN) / 4)
+local KEEP = string.format('%d', tonumber(RETAIN) + REBASE)
+local EVENT_CODE = {new = 'n', configured = 'c', connected = 'o', disconnected = 'd',
+                    state_updated = 's'}
+local CODE_EVENT = {}
+for event, code in pairs(EVENT_CODE) do CODE_EVENT[code] = event end
+
+local function next_revision()
+  return string.format('%d', redis.call('INCR', K_REV))
+end
+
+local function add_entry(rev_s, ...)
+  redis.call('XADD', K_CHANGES, 'MAXLEN', '~', KEEP, rev_s .. '-1', ...)
+end
 
 local function append_change(routing_key, body_after_revision)
-  local rev = redis.call('INCR', K_REV)
-  local rev_s = string.format('%d', rev)
-  redis.call('XADD', K_CHANGES, 'MAXLEN', '~', RETAIN, rev_s .. '-1',
-    'k', routing_key, 'b', '{"revision":' .. rev_s .. ',' .. body_after_revision)
-  return rev
+  local rev_s = next_revision()
+  add_entry(rev_s, 'k', routing_key, 'b', '{"revision":' .. rev_s .. ',' .. body_after_revision)
+  return tonumber(rev_s)
+end
+
+-- The hash of holder_prefix .. id // 100 (ids stay decimal strings, never numbers).
+local function holders_of(id)
+  return P_HOLDER .. (#id > 2 and string.sub(id, 1, -3) or '0')
+end
+
+local cached_tag = nil
+local function epoch_tag()
+  cached_tag = cached_tag or string.sub(redis.call('GET', K_EPOCH) or '', 1, 8)
+  return cached_tag
+end
+
+-- The revision of w's holder when the next entry (rev) may name it, or nil.
+local function usable_holder(w, rev)
+  if w.info ~= w.was.info then return nil end
+  local ref = redis.call('HGET', holders_of(w.id), w.id)
+  if not ref then return nil end
+  local holder, epoch = string.match(ref, '^(%d+):(.*)$')
+  holder = tonumber(holder)
+  if epoch ~= epoch_tag() or holder >= rev or rev - holder >= REBASE then
+    return nil
+  end
+  return holder
 end
 
 -- Saves the worker and logs one change for it; masterid is a decimal string or nil.
 local function commit_worker(w, event, masterid)
-  local doc = save_worker(w)
-  append_change(worker_key(w.id, event),
-    '"event":"' .. event .. '","workerid":' .. w.id .. ',"masterid":' .. (masterid or 'null')
-    .. ',"worker":' .. doc .. '}')
+  local rev_s = next_revision()
+  local holder = usable_holder(w, tonumber(rev_s))
+  save_worker(w)
+  local head = EVENT_CODE[event] .. '|' .. (masterid or '') .. '|' .. w.id .. '|' .. w.paused
+    .. w.graceful .. '|' .. table.concat(w.conn, ',') .. '|' .. table.concat(w.cfg, ',') .. '|'
+  if holder then
+    add_entry(rev_s, 'w', head .. string.format('%d', holder) .. '|' .. w.reason)
+  else
+    add_entry(rev_s, 'w', head .. '|' .. w.reason .. '\n' .. w.name .. '\n' .. w.info)
+    redis.call('HSET', holders_of(w.id), w.id, rev_s .. ':' .. epoch_tag())
+  end
+end
+
+local ENTRY_PATTERN = '^(%a)|(%d*)|(%d+)|([01])([01])|([%d,]*)|([%d:,]*)|(%d*)|(.*)$'
+local HELD_PATTERN = '^([^\n]*)\n([^\n]*)\n(.*)$'
+
+-- The name and workerinfo of workerid's holder entry at revision holder (a string), or
+-- nil when it is no longer kept; holders caches what was read.
+local function holder_of(holder, workerid, holders)
+  local found = holders[holder]
+  if found == nil then
+    found = false
+    local got = redis.call('XRANGE', K_CHANGES, holder .. '-1', holder .. '-1')
+    local entry = got[1] and got[1][2][1] == 'w' and got[1][2][2]
+    if entry then
+      local _, _, wid, _, _, _, _, ref, rest = string.match(entry, ENTRY_PATTERN)
+      if wid == workerid and ref == '' then
+        local _, name, info = string.match(rest, HELD_PATTERN)
+        found = {name, info}
+      end
+    end
+    holders[holder] = found
+  end
+  return found or nil
+end
+
+-- The routing key and body of a log entry (its id and fields as XRANGE gives them), or
+-- nil when its holder is no longer kept; holders caches the holders read.
+local function read_entry(id, fields, holders)
+  if fields[1] ~= 'w' then
+    local v = {}
+    for i = 1, #fields, 2 do v[fields[i]] = fields[i + 1] end
+    return v.k, v.b
+  end
+  local code, mid, wid, paused, graceful, conn, cfg, holder, rest =
+    string.match(fields[2], ENTRY_PATTERN)
+  local reason, name, info
+  if holder == '' then
+    reason, name, info = string.match(rest, HELD_PATTERN)
+  else
+    local found = holder_of(holder, wid, holders)
+    if not found then return nil end
+    reason, name, info = rest, found[1], found[2]
+  end
+  local event = CODE_EVENT[code]
+  local w = {id = wid, name = name, info = info, paused = paused, reason = reason,
+             graceful = graceful, conn = split(conn), cfg = split(cfg)}
+  return worker_key(wid, event), '{"revision":' .. string.match(id, '^(%d+)-')
+    .. ',"event":"' .. event .. '","workerid":' .. wid .. ',"masterid":'
+    .. (mid ~= '' and mid or 'null') .. ',"worker":' .. render_worker(w) .. '}'
 end
 
 -- Masters ------------------------------------------------------------------------------

@@ -23,13 +23,17 @@ local out = {1, epoch, cursor, redis.call('GET', K_RESET) or ''}
 local after = cursor
 if A[7] ~= '' and A[8] ~= '' and A[7] == epoch and tonumber(A[8]) > cursor then after = tonumber(A[8]) end
 local entries = redis.call('XRANGE', K_CHANGES, '(' .. string.format('%d', after) .. '-1', '+', 'COUNT', tonumber(A[3]))
+-- An entry whose holder is no longer kept is lost, with every entry before it: the relay
+-- sees the gap before the first it is given.
+local holders, first = {}, #out + 1
 for _, e in ipairs(entries) do
-  local f, key, body = e[2], '', ''
-  for i = 1, #f, 2 do
-    if f[i] == 'k' then key = f[i + 1] elseif f[i] == 'b' then body = f[i + 1] end
+  local key, body = read_entry(e[1], e[2], holders)
+  if body then
+    out[#out + 1] = tonumber(string.match(e[1], '^(%d+)-'))
+    out[#out + 1] = key
+    out[#out + 1] = body
+  else
+    for i = #out, first, -1 do out[i] = nil end
   end
-  out[#out + 1] = tonumber(string.match(e[1], '^(%d+)-'))
-  out[#out + 1] = key
-  out[#out + 1] = body
 end
 return out
