@@ -182,7 +182,11 @@ class Keys:
 
     @property
     def message_prefix(self) -> str:
-        """Prefix of ``<prefix><message_id>``: a remembered event ``message_id``."""
+        """Prefix of ``<prefix><generation>:<2 hex digits>``: hash of remembered message_ids.
+
+        One generation is ``message memory`` long; its ids are spread over 256 hashes by
+        the first two hex digits of their SHA-1 (``_lib.lua``).
+        """
         return f"{self.base}:msg:"
 
     def worker(self, workerid: int) -> str:
@@ -196,10 +200,6 @@ class Keys:
     def holders(self, workerid: int) -> str:
         """The hash that names the change-log holder of ``workerid`` and 99 others."""
         return f"{self.holder_prefix}{workerid // 100}"
-
-    def message(self, message_id: str) -> str:
-        """The marker of one remembered ``message_id``."""
-        return f"{self.message_prefix}{message_id}"
 
     def script_keys(self) -> list[str]:
         """``KEYS`` of every Lua script: the base, from which the scripts name every key."""

@@ -517,6 +517,12 @@ class RedisStore:
         docs = await self.run_script("read_masters")
         return _MASTERS.validate_json(b"[" + b",".join(docs) + b"]")
 
+    async def remembered(self, message_ids: Sequence[str]) -> int:
+        """How many of ``message_ids`` are remembered (their events applied or no-ops)."""
+        if not message_ids:
+            return 0
+        return int(await self.run_script("read_remembered", *message_ids))
+
     async def read_changes(self, since: int, limit: int) -> ChangesPage:
         """``getChanges``: the change records after ``since``, or :class:`ResyncRequired`."""
         current, oldest, *bodies = await self.run_script("read_changes", since, limit)

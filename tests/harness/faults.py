@@ -39,7 +39,7 @@ from pathlib import Path
 from registryd.client import RegistryClient
 from registryd.errors import RegistryError
 from registryd.protocol import RESET_ROUTING_KEY
-from registryd.store import Keys
+from registryd.store import Keys, RedisStore
 from tests.harness.served import Served, served
 from tests.harness.services import cli_env, free_port, wait_for
 from tests.harness.wire import Json, Wire
@@ -671,11 +671,9 @@ class Burst:
             report.problems.append(f"{len(unexpected)} good events dead-lettered: {dead[:1]}")
         if self.bad - dead_ids:
             report.problems.append(f"{len(self.bad - dead_ids)} bad events not dead-lettered")
-        keys = Keys(self.wire.prefix)
         ours = list(self.segment.events)
-        remembered = await self.wire.redis.exists(*[keys.message(m) for m in ours]) if ours else 0
-        # EXISTS counts each key it finds; ids are distinct, so this is how many applied.
-        report.applied = int(remembered)
+        # The ids are distinct, so the count remembered is how many applied.
+        report.applied = await RedisStore(self.wire.redis, Keys(self.wire.prefix)).remembered(ours)
         if report.applied != len(ours):
             report.lost += len(ours) - report.applied
             report.problems.append(f"{len(ours) - report.applied} events never applied")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
 
-from registryd.store import Keys, RedisClient
+from registryd.store import Keys, RedisClient, RedisStore
 from tests.harness.services import AMQP_USER, POLL, REDIS_URL, redis_client, wait_for
 
 if TYPE_CHECKING:
@@ -282,7 +282,7 @@ class Wire:
         await self.event(probe, message_id=message_id, user_id=AMQP_USER)
 
         async def applied() -> bool:
-            return bool(await self.redis.exists(keys.message(message_id)))
+            return bool(await RedisStore(self.redis, keys).remembered([message_id]))
 
         async def relayed() -> bool:
             revision, cursor, reset = await self.redis.mget(

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from registryd.config import Settings
-from registryd.store import Keys
+from registryd.store import Keys, RedisStore
 from tests.harness import Json, Wire, serving, wait_for
 from tests.reference import ReferenceRegistry
 from tests.strategies import MAX_ID, Case, event_cases, rpc_cases
@@ -212,10 +212,10 @@ async def test_every_generated_event_is_applied_or_dead_lettered_with_its_code(
         event(case.label.split(":")[-1].strip())
         await wire.event(case.body, routing_key="fuzz", message_id=message_id)
     dead = {m.message_id: _verdict(m) for m in await wire.dead_letters(timeout=30)}
-    keys = Keys(wire.prefix)
+    store = RedisStore(wire.redis, Keys(wire.prefix))
     for message_id, case in sent.items():
         assert case.expect == dead.get(message_id), (case.label, case.body[:300])
-        remembered = bool(await wire.redis.exists(keys.message(message_id)))
+        remembered = bool(await store.remembered([message_id]))
         assert (case.expect is None) == remembered, (case.label, case.body[:300])
         if case.op is not None:
             _model_write(target.model, *case.op, message_id)

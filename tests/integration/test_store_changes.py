@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -534,10 +535,31 @@ async def test_no_op_write_remembers_its_message_id(store: RedisStore) -> None:
 
 
 async def test_message_ids_are_remembered_ten_minutes(redis: Redis, store: RedisStore) -> None:
-    """A message_id is remembered in Redis under the prefix for (at least) 10 minutes."""
+    """A message_id is remembered in Redis under the prefix for (at least) 10 minutes.
+
+    Its hash lives to the end of the next 10-minute generation: 10 to 20 minutes.
+    """
     await store.apply(MasterHeartbeat(masterid=10), message_id="m1")
-    ttl = await redis.pttl(store.keys.message("m1"))
-    assert 590_000 <= ttl <= 600_000
+    assert 1 == await store.remembered(["m1", "m2"])
+    pattern = f"{store.keys.message_prefix}*".replace("{", "\\{").replace("}", "\\}")
+    [key] = [k async for k in redis.scan_iter(match=pattern)]
+    assert 600_000 < await redis.pttl(key) <= 1_200_000
+
+
+async def test_message_ids_of_the_last_generation_are_remembered(
+    redis: Redis, store: RedisStore
+) -> None:
+    """An id in the last 10-minute generation's hash is a duplicate; one before is not."""
+    seconds, micros = await redis.time()
+    generation = (seconds * 1000 + micros // 1000) // 600_000
+    for back, message_id in ((1, "last"), (2, "before")):
+        shard = hashlib.sha1(message_id.encode()).hexdigest()[:2]
+        key = f"{store.keys.message_prefix}{generation - back}:{shard}"
+        await redis.hset(key, message_id, "1")
+    assert (DUPLICATE, 1) == (
+        await store.apply(MasterHeartbeat(masterid=10), message_id="last"),
+        await store.apply(MasterHeartbeat(masterid=10), message_id="before"),
+    )
 
 
 async def test_apply_many_keeps_order_and_reports_each(store: RedisStore) -> None:

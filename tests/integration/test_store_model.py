@@ -328,8 +328,8 @@ class RegistryMachine(RuleBasedStateMachine):
         """A write naming a worker that never existed is not_found and leaves no key."""
         message_id = self._new_message_id()
         assert self._write(op, message_id) is None
-        leftovers = (self.keys.worker(UNKNOWN_WORKER), self.keys.message(message_id))
-        assert 0 == self.run(self.redis.exists(*leftovers))
+        assert 0 == self.run(self.redis.exists(self.keys.worker(UNKNOWN_WORKER)))
+        assert 0 == self.run(self.store.remembered([message_id]))
 
     @rule(
         data=st.data(),
