@@ -44,8 +44,9 @@ SCRIPT_KEYS: tuple[tuple[str, str], ...] = (
 
 #: The layout of the keys this version writes; ``RedisStore.init_epoch`` migrates an
 #: older one at start (``migrate.lua``). 1 (no layout key): the worker was a hash of
-#: its fields and its document; 2: the worker is its document alone, with index sets.
-LAYOUT_VERSION: Final = 2
+#: its fields and its document; 2: the worker is its document alone, with index sets;
+#: 3: the builder and connected sets are split by worker id, 512 ids a set.
+LAYOUT_VERSION: Final = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +148,11 @@ class Keys:
 
     @property
     def builder_prefix(self) -> str:
-        """Prefix of ``<prefix><builderid>``: set of worker ids with a pair on that builder."""
+        """Prefix of ``<prefix><builderid>:<span>``: set of worker ids with a pair on it.
+
+        ``span`` is the worker id // 512: each set holds at most 512 ids, so that it stays
+        an intset (``_lib.lua``, ``ID_SPAN``).
+        """
         return f"{self.base}:bld:"
 
     @property
@@ -177,7 +182,10 @@ class Keys:
 
     @property
     def connected_prefix(self) -> str:
-        """Prefix of ``<prefix><masterid>``: set of worker ids connected to that master."""
+        """Prefix of ``<prefix><masterid>:<span>``: set of worker ids connected to it.
+
+        Split by worker id // 512 as :attr:`builder_prefix` is.
+        """
         return f"{self.base}:mconn:"
 
     @property

@@ -1,4 +1,4 @@
-"""A registry an older registryd wrote (key layout 1) is migrated at start, to the letter.
+"""A registry an older registryd wrote (key layouts 1 and 2) is migrated at start, exactly.
 
 The test writes a registry with this version, rewrites its keys the way layout 1 held
 them (each worker a hash of its fields, its document and its remembered connections; no
@@ -74,9 +74,27 @@ async def _snapshot(redis: Redis, store: RedisStore) -> dict[bytes, Any]:
     return out
 
 
+async def _unsplit(redis: Redis, prefix: str) -> None:
+    """Merge the sets ``<prefix><id>:<span>`` into one set ``<prefix><id>`` each."""
+    pattern = (prefix + "*").replace("{", "\\{").replace("}", "\\}")
+    for key in [k async for k in redis.scan_iter(match=pattern)]:
+        whole = key.rsplit(b":", 1)[0]
+        members: Any = await redis.smembers(key)
+        await redis.delete(key)
+        await redis.sadd(whole, *members)
+
+
+async def _to_layout_2(redis: Redis, store: RedisStore) -> None:
+    """Rewrite the registry's keys as layout 2 held them: builder and connected sets whole."""
+    await _unsplit(redis, store.keys.builder_prefix)
+    await _unsplit(redis, store.keys.connected_prefix)
+    await redis.set(store.keys.layout, "2")
+
+
 async def _to_layout_1(redis: Redis, store: RedisStore, ids: list[int]) -> None:
     """Rewrite the registry's keys as registryd wrote them before the layout key."""
     keys = store.keys
+    await _unsplit(redis, keys.connected_prefix)
     for workerid in ids:
         doc: Any = await redis.get(keys.worker(workerid))
         sessions: Any = await redis.hgetall(keys.sessions(workerid))
@@ -110,6 +128,24 @@ async def test_a_layout_1_registry_is_migrated_to_what_this_version_writes(
     assert b"hash" == await redis.type(store.keys.worker(ids[0]))
     await store.init_epoch()
     assert written == await _snapshot(redis, store)
+    await store.init_epoch()
+    assert written == await _snapshot(redis, store)
+
+
+async def test_a_layout_2_registry_is_migrated_to_what_this_version_writes(
+    redis: Redis, store: RedisStore
+) -> None:
+    """Builder and connected sets whole (layout 2) are split by worker id, as written."""
+    ids = await _fill(store)
+    ids.append(await store.find_worker_id("far"))
+    await redis.set(store.keys.next_worker_id, "1500")  # ids in three spans of 512
+    far = await store.find_worker_id("farther")
+    await store.apply(WorkerConfigured(workerid=far, masterid=10, builderids=[1]))
+    await store.apply(WorkerConnected(workerid=far, masterid=10, workerinfo={}))
+    written = await _snapshot(redis, store)
+    assert f"{store.keys.builder_prefix}1:2".encode() in written
+    await _to_layout_2(redis, store)
+    assert f"{store.keys.builder_prefix}1".encode() in await _snapshot(redis, store)
     await store.init_epoch()
     assert written == await _snapshot(redis, store)
 

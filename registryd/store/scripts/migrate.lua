@@ -2,6 +2,8 @@
 -- (registryd/store/keys.py, LAYOUT_VERSION), atomically; run at every start.
 -- Layout 1 (no K_LAYOUT): each worker a hash of its fields, its rendered document ('doc')
 -- and its remembered connections ('c:<masterid>'); no flag or builder index sets.
+-- Layouts 1 and 2: one set per builder (P_BUILDER .. builderid, from layout 2) and per
+-- master's connected workers (P_CONN .. masterid), not split by worker id.
 -- ARGV: 6 the layout version this script makes.
 -- Returns the number of workers it converted (0 when the layout was current).
 if redis.call('GET', K_LAYOUT) == A[1] then return 0 end
@@ -25,5 +27,21 @@ for _, id in ipairs(redis.call('ZRANGE', K_WORKERS, 0, -1)) do
     converted = converted + 1
   end
 end
+
+-- The builder and connected sets, split by worker id (_lib.lua, ID_SPAN).
+local workers = redis.call('ZRANGE', K_WORKERS, 0, -1)
+local builders, masters = {}, {}
+for _, id in ipairs(workers) do
+  local w = load_worker(id)
+  for b in pairs(builders_of(w.cfg)) do builders[b] = true end
+  for _, m in ipairs(w.conn) do masters[m] = true end
+end
+for b in pairs(builders) do redis.call('DEL', P_BUILDER .. b) end
+for m in pairs(masters) do redis.call('DEL', P_CONN .. m) end
+for _, id in ipairs(workers) do
+  local w = load_worker(id)
+  for b in pairs(builders_of(w.cfg)) do redis.call('SADD', span_key(P_BUILDER, b, id), id) end
+  for _, m in ipairs(w.conn) do redis.call('SADD', span_key(P_CONN, m, id), id) end
+end
 redis.call('SET', K_LAYOUT, A[1])
-return converted
+return math.max(converted, #workers)

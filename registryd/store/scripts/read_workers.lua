@@ -22,9 +22,8 @@ local function given(arg) return arg ~= '' and arg or nil end
 local after, limit, budget = tonumber(A[2]), tonumber(A[3]), tonumber(A[4])
 local mid, bid, paused, graceful = given(A[5]), given(A[6]), given(A[7]), given(A[8])
 
--- The ids of a set (or of the intersection of sets) above after, ascending.
-local function members_after(sets)
-  local found = #sets == 1 and redis.call('SMEMBERS', sets[1]) or redis.call('SINTER', unpack(sets))
+-- The ids of found above after, ascending.
+local function ascending_after(found)
   local ids, text = {}, {}
   for _, id in ipairs(found) do
     local n = tonumber(id)
@@ -38,15 +37,43 @@ local function members_after(sets)
   return ids
 end
 
+-- The ids of builder b's sets (one per ID_SPAN ids) from after's on.
+local function builder_members(b)
+  local found = {}
+  for _, key in ipairs(span_keys(P_BUILDER, b, after)) do
+    for _, id in ipairs(redis.call('SMEMBERS', key)) do found[#found + 1] = id end
+  end
+  return found
+end
+
+-- The ids of found that are members of set, a thousand asked at a time.
+local function only_in(found, set)
+  local kept = {}
+  for first = 1, #found, 1000 do
+    local chunk = {unpack(found, first, math.min(first + 999, #found))}
+    local is = redis.call('SMISMEMBER', set, unpack(chunk))
+    for i, id in ipairs(chunk) do
+      if is[i] == 1 then kept[#kept + 1] = id end
+    end
+  end
+  return kept
+end
+
 -- The ids a listing looks at, ascending: those of the index sets of every given id
 -- filter and true flag; with none, every worker. A false flag is checked per worker.
 local function candidates()
   local sets = {}
   if mid then sets[#sets + 1] = P_CFG .. mid end
-  if bid then sets[#sets + 1] = P_BUILDER .. bid end
   if paused == '1' then sets[#sets + 1] = K_PAUSED end
   if graceful == '1' then sets[#sets + 1] = K_GRACEFUL end
-  if #sets > 0 then return members_after(sets) end
+  if bid then
+    local found = builder_members(bid)
+    for _, set in ipairs(sets) do found = only_in(found, set) end
+    return ascending_after(found)
+  end
+  if #sets > 0 then
+    return ascending_after(#sets == 1 and redis.call('SMEMBERS', sets[1]) or redis.call('SINTER', unpack(sets)))
+  end
   local from = '(' .. A[2]
   if limit and paused ~= '0' and graceful ~= '0' then
     return redis.call('ZRANGEBYSCORE', K_WORKERS, from, '+inf', 'LIMIT', 0, limit)

@@ -15,7 +15,7 @@ return write(function()
   if connected and w.info == info then return 0 end
   if not connected then w.conn[#w.conn + 1] = mid end
   w.info = info
-  redis.call('SADD', P_CONN .. mid, w.id)
+  redis.call('SADD', span_key(P_CONN, mid, w.id), w.id)
   commit_worker(w, 'connected', mid)
   return 1
 end)

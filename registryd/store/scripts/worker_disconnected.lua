@@ -11,7 +11,7 @@ return write(function()
   if not at or stale then return 0 end
   table.remove(w.conn, at)
   redis.call('HDEL', P_SESSION .. w.id, mid)
-  redis.call('SREM', P_CONN .. mid, w.id)
+  redis.call('SREM', span_key(P_CONN, mid, w.id), w.id)
   commit_worker(w, 'disconnected', mid)
   return 1
 end)
