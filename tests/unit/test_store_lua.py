@@ -24,7 +24,7 @@ def test_every_script_is_a_write_or_a_named_read() -> None:
     """No script lies unused: each is a write's, or one the store calls by name."""
     reads = {
         "init_epoch", "migrate", "expire_masters", "next_lease_end", "read_workers", "read_masters",
-        "read_changes",
+        "read_changes", "read_remembered",
         "relay_claim", "relay_advance", "relay_release",
     }  # fmt: skip
     assert set(SOURCES) == reads | {script_for(op) for op in WRITES}
