@@ -15,7 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from registryd.errors import ResyncRequired
-from registryd.models import SetWorkerPaused, WorkerChange, WorkerConnected
+from registryd.models import SetWorkerPaused, WorkerChange, WorkerConfigured, WorkerConnected
 from registryd.store import RedisStore, StoreSettings
 from registryd.store.redis import RelayStore
 from tests.integration.support import revision, worker
@@ -179,3 +179,16 @@ async def test_entries_written_before_the_compact_form_read_back_as_stored(
         claim.changes[1].routing_key,
         claim.changes[1].body,
     )
+
+
+async def test_pairs_are_stored_with_each_master_once(redis: Redis, store: RedisStore) -> None:
+    """configured_on goes into an entry as "10:1,2,11:3" and reads back as every pair."""
+    wid = await _connected(store)
+    await store.apply(WorkerConfigured(workerid=wid, masterid=11, builderids=[3]))
+    await store.apply(WorkerConfigured(workerid=wid, masterid=10, builderids=[2, 1]))
+    assert [4] == await _entries_holding(redis, store, "|10:1,2,11:3|")
+    [change] = await _worker_changes(store, 3)
+    assert [(10, 1), (10, 2), (11, 3)] == [
+        (p.masterid, p.builderid) for p in change.worker.configured_on
+    ]
+    assert await worker(store, wid) == change.worker

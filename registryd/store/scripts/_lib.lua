@@ -260,7 +260,8 @@ end
 -- Change log ---------------------------------------------------------------------------
 -- An entry is either a full one, 'k' its routing key and 'b' its body (a master's change,
 -- and every entry written before the compact form), or a worker's compact one, 'w':
--- "event code|masterid|workerid|paused graceful|connected_to|configured_on|holder|reason".
+-- "event code|masterid|workerid|paused graceful|connected_to|configured_on|holder|reason",
+-- configured_on as packed_pairs writes it.
 -- A holder entry (holder empty) goes on with a newline, the worker's name, a newline and
 -- its workerinfo (JSON text never holds a raw newline); any other names the revision of
 -- the worker's holder, whose name and workerinfo are its own. So the bulk of a record is
@@ -316,13 +317,35 @@ local function usable_holder(w, rev)
   return holder
 end
 
+-- Sorted "masterid:builderid" pairs as an entry holds them: the master only where it
+-- changes ("10:2,10:6,11:3" is "10:2,6,11:3").
+local function packed_pairs(cfg)
+  local out, last = {}, nil
+  for i, p in ipairs(cfg) do
+    local m, b = string.match(p, '^(%d+):(%d+)$')
+    out[i] = m == last and b or p
+    last = m
+  end
+  return table.concat(out, ',')
+end
+
+local function unpacked_pairs(packed)
+  local cfg, m = {}, nil
+  for item in string.gmatch(packed, '[^,]+') do
+    local master, b = string.match(item, '^(%d+):(%d+)$')
+    if master then m = master else b = item end
+    cfg[#cfg + 1] = m .. ':' .. b
+  end
+  return cfg
+end
+
 -- Saves the worker and logs one change for it; masterid is a decimal string or nil.
 local function commit_worker(w, event, masterid)
   local rev_s = next_revision()
   local holder = usable_holder(w, tonumber(rev_s))
   save_worker(w)
   local head = EVENT_CODE[event] .. '|' .. (masterid or '') .. '|' .. w.id .. '|' .. w.paused
-    .. w.graceful .. '|' .. table.concat(w.conn, ',') .. '|' .. table.concat(w.cfg, ',') .. '|'
+    .. w.graceful .. '|' .. table.concat(w.conn, ',') .. '|' .. packed_pairs(w.cfg) .. '|'
   if holder then
     add_entry(rev_s, 'w', head .. string.format('%d', holder) .. '|' .. w.reason)
   else
@@ -374,7 +397,7 @@ local function read_entry(id, fields, holders)
   end
   local event = CODE_EVENT[code]
   local w = {id = wid, name = name, info = info, paused = paused, reason = reason,
-             graceful = graceful, conn = split(conn), cfg = split(cfg)}
+             graceful = graceful, conn = split(conn), cfg = unpacked_pairs(cfg)}
   return worker_key(wid, event), '{"revision":' .. string.match(id, '^(%d+)-')
     .. ',"event":"' .. event .. '","workerid":' .. wid .. ',"masterid":'
     .. (mid ~= '' and mid or 'null') .. ',"worker":' .. render_worker(w) .. '}'
