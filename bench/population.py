@@ -95,6 +95,7 @@ def _category(keys: Keys, key: str) -> str:
     for start, name in (
         ("w:", "worker hashes"),
         ("changes", "change log"),
+        ("wh:", "log holders"),
         ("names", "names"),
         ("workers", "id index"),
         ("msg:", "message ids"),
