@@ -53,7 +53,7 @@ and highest per-repetition ratio when floor and figure were sampled side by side
 target = issue 9's bound (on the ratio, or on the figure where it is in s or bytes);
 — = no target. Reply bodies are what the daemon's service computes (in this process,
 same Redis); whole calls go through RabbitMQ to `registryd serve` and are decoded by
-the client library (raw `client.call`, typed `client.get_workers`).
+the client library (raw `client.get_workers_json`, typed `client.get_workers`).
 """
 
 
