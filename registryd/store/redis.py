@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -281,7 +282,15 @@ class RedisStore:
         First brings keys an older registryd wrote to this version's layout (once,
         atomically: ``migrate.lua``).
         """
-        await self.run_script("migrate", LAYOUT_VERSION)
+        started = time.monotonic()
+        converted = await self.run_script("migrate", LAYOUT_VERSION)
+        if converted:
+            log.info(
+                "registry keys migrated to this version's layout",
+                layout=LAYOUT_VERSION,
+                workers=converted,
+                seconds=round(time.monotonic() - started, 3),
+            )
         epoch, made = await self.run_script("init_epoch", secrets.token_hex(16), durable=True)
         return _text(epoch), bool(made)
 

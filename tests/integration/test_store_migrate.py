@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from structlog.testing import capture_logs
 
 from registryd.models import (
     GetWorkers,
@@ -146,8 +147,12 @@ async def test_a_layout_2_registry_is_migrated_to_what_this_version_writes(
     assert f"{store.keys.builder_prefix}1:2".encode() in written
     await _to_layout_2(redis, store)
     assert f"{store.keys.builder_prefix}1".encode() in await _snapshot(redis, store)
-    await store.init_epoch()
+    with capture_logs() as logs:
+        await store.init_epoch()
+        await store.init_epoch()
     assert written == await _snapshot(redis, store)
+    migrated = [e for e in logs if e["event"].startswith("registry keys migrated")]
+    assert [(LAYOUT_VERSION, len(ids) + 1)] == [(e["layout"], e["workers"]) for e in migrated]
 
 
 async def test_a_migrated_registry_keeps_working(redis: Redis, store: RedisStore) -> None:

@@ -29,19 +29,26 @@ for _, id in ipairs(redis.call('ZRANGE', K_WORKERS, 0, -1)) do
 end
 
 -- The builder and connected sets, split by worker id (_lib.lua, ID_SPAN).
+-- Every worker is read once: its builders and masters are kept for the second pass,
+-- which can only start once every whole set is gone.
 local workers = redis.call('ZRANGE', K_WORKERS, 0, -1)
-local builders, masters = {}, {}
-for _, id in ipairs(workers) do
+local members, whole = {}, {}
+for i, id in ipairs(workers) do
   local w = load_worker(id)
-  for b in pairs(builders_of(w.cfg)) do builders[b] = true end
-  for _, m in ipairs(w.conn) do masters[m] = true end
+  local of = {}
+  for b in pairs(builders_of(w.cfg)) do
+    of[#of + 1] = span_key(P_BUILDER, b, id)
+    whole[P_BUILDER .. b] = true
+  end
+  for _, m in ipairs(w.conn) do
+    of[#of + 1] = span_key(P_CONN, m, id)
+    whole[P_CONN .. m] = true
+  end
+  members[i] = of
 end
-for b in pairs(builders) do redis.call('DEL', P_BUILDER .. b) end
-for m in pairs(masters) do redis.call('DEL', P_CONN .. m) end
-for _, id in ipairs(workers) do
-  local w = load_worker(id)
-  for b in pairs(builders_of(w.cfg)) do redis.call('SADD', span_key(P_BUILDER, b, id), id) end
-  for _, m in ipairs(w.conn) do redis.call('SADD', span_key(P_CONN, m, id), id) end
+for key in pairs(whole) do redis.call('DEL', key) end
+for i, id in ipairs(workers) do
+  for _, key in ipairs(members[i]) do redis.call('SADD', key, id) end
 end
 redis.call('SET', K_LAYOUT, A[1])
 return math.max(converted, #workers)
