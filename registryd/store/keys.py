@@ -205,10 +205,6 @@ class Keys:
         """The remembered connections of one worker."""
         return f"{self.session_prefix}{workerid}"
 
-    def holders(self, workerid: int) -> str:
-        """The hash that names the change-log holder of ``workerid`` and 99 others."""
-        return f"{self.holder_prefix}{workerid // 100}"
-
     def script_keys(self) -> list[str]:
         """``KEYS`` of every Lua script: the base, from which the scripts name every key."""
         return [self.base]

@@ -18,7 +18,7 @@ from registryd.errors import ResyncRequired
 from registryd.models import SetWorkerPaused, WorkerChange, WorkerConfigured, WorkerConnected
 from registryd.store import RedisStore, StoreSettings
 from registryd.store.redis import RelayStore
-from tests.integration.support import revision, worker
+from tests.integration.support import changes_since, revision, worker
 
 pytestmark = pytest.mark.integration
 
@@ -59,9 +59,10 @@ async def _entries_holding(redis: Redis, store: RedisStore, text: str) -> list[i
 
 
 async def _worker_changes(store: RedisStore, since: int) -> list[WorkerChange]:
-    page = await store.read_changes(since, 1000)
-    changes = [c for c in page.changes if isinstance(c, WorkerChange)]
-    assert len(changes) == len(page.changes)
+    """The change records after ``since``, which must all be about workers."""
+    found = await changes_since(store, since)
+    changes = [c for c in found if isinstance(c, WorkerChange)]
+    assert len(changes) == len(found)
     return changes
 
 

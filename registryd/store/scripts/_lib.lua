@@ -29,10 +29,14 @@ local function not_found(workerid)
   return error({err = 'NOT_FOUND no worker with id ' .. workerid})
 end
 
-local function now_ms()
-  if NOW_ARG ~= '' then return tonumber(NOW_ARG) end
+local function redis_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function now_ms()
+  if NOW_ARG ~= '' then return tonumber(NOW_ARG) end
+  return redis_ms()
 end
 
 -- message_ids are remembered in generations of MSG_TTL by Redis's clock (never the
@@ -41,10 +45,15 @@ end
 -- last, so an id is remembered between MSG_TTL and twice that. A generation spreads its
 -- ids over 256 hashes by their SHA-1, so that each stays a small listpack: a field costs
 -- a third of what a key of its own did.
+-- The generation and the time it was read at, read once per script run: a write looks
+-- its id up and remembers it in the same generation.
+local message_clock = nil
 local function message_generation()
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  return math.floor(now / tonumber(MSG_TTL)), now
+  if not message_clock then
+    local now = redis_ms()
+    message_clock = {math.floor(now / tonumber(MSG_TTL)), now}
+  end
+  return message_clock[1], message_clock[2]
 end
 
 local function message_hash(generation, id)
@@ -218,7 +227,7 @@ local function span_keys(prefix, id, after)
   local last = math.floor(tonumber(redis.call('GET', K_NEXTID) or '0') / ID_SPAN)
   local out = {}
   for span = math.floor(tonumber(after) / ID_SPAN), last do
-    out[#out + 1] = prefix .. id .. ':' .. string.format('%d', span)
+    out[#out + 1] = span_key(prefix, id, span * ID_SPAN)
   end
   return out
 end
@@ -240,7 +249,7 @@ local function index_worker(w)
   for b in pairs(now) do
     if not w.was.builders[b] then redis.call('SADD', span_key(P_BUILDER, b, w.id), w.id) end
   end
-  w.was = {paused = w.paused, graceful = w.graceful, builders = now}
+  w.was = {paused = w.paused, graceful = w.graceful, builders = now, info = w.info}
 end
 
 local function save_worker(w)
@@ -290,7 +299,6 @@ end
 local function append_change(routing_key, body_after_revision)
   local rev_s = next_revision()
   add_entry(rev_s, 'k', routing_key, 'b', '{"revision":' .. rev_s .. ',' .. body_after_revision)
-  return tonumber(rev_s)
 end
 
 -- The hash of holder_prefix .. id // 100 (ids stay decimal strings, never numbers).
@@ -357,6 +365,20 @@ end
 local ENTRY_PATTERN = '^(%a)|(%d*)|(%d+)|([01])([01])|([%d,]*)|([%d:,]*)|(%d*)|(.*)$'
 local HELD_PATTERN = '^([^\n]*)\n([^\n]*)\n(.*)$'
 
+-- The revision of a log entry id ("<revision>-1"), as a number.
+local function revision_of(entry_id)
+  return tonumber(string.match(entry_id, '^(%d+)-'))
+end
+
+-- A compact entry's parts; name and info only for a holder (holder '').
+local function parse_entry(text)
+  local e = {}
+  e.code, e.mid, e.wid, e.paused, e.graceful, e.conn, e.cfg, e.holder, e.reason =
+    string.match(text, ENTRY_PATTERN)
+  if e.holder == '' then e.reason, e.name, e.info = string.match(e.reason, HELD_PATTERN) end
+  return e
+end
+
 -- The name and workerinfo of workerid's holder entry at revision holder (a string), or
 -- nil when it is no longer kept; holders caches what was read.
 local function holder_of(holder, workerid, holders)
@@ -364,13 +386,9 @@ local function holder_of(holder, workerid, holders)
   if found == nil then
     found = false
     local got = redis.call('XRANGE', K_CHANGES, holder .. '-1', holder .. '-1')
-    local entry = got[1] and got[1][2][1] == 'w' and got[1][2][2]
-    if entry then
-      local _, _, wid, _, _, _, _, ref, rest = string.match(entry, ENTRY_PATTERN)
-      if wid == workerid and ref == '' then
-        local _, name, info = string.match(rest, HELD_PATTERN)
-        found = {name, info}
-      end
+    if got[1] and got[1][2][1] == 'w' then
+      local e = parse_entry(got[1][2][2])
+      if e.wid == workerid and e.holder == '' then found = {e.name, e.info} end
     end
     holders[holder] = found
   end
@@ -385,22 +403,18 @@ local function read_entry(id, fields, holders)
     for i = 1, #fields, 2 do v[fields[i]] = fields[i + 1] end
     return v.k, v.b
   end
-  local code, mid, wid, paused, graceful, conn, cfg, holder, rest =
-    string.match(fields[2], ENTRY_PATTERN)
-  local reason, name, info
-  if holder == '' then
-    reason, name, info = string.match(rest, HELD_PATTERN)
-  else
-    local found = holder_of(holder, wid, holders)
+  local e = parse_entry(fields[2])
+  if e.holder ~= '' then
+    local found = holder_of(e.holder, e.wid, holders)
     if not found then return nil end
-    reason, name, info = rest, found[1], found[2]
+    e.name, e.info = found[1], found[2]
   end
-  local event = CODE_EVENT[code]
-  local w = {id = wid, name = name, info = info, paused = paused, reason = reason,
-             graceful = graceful, conn = split(conn), cfg = unpacked_pairs(cfg)}
-  return worker_key(wid, event), '{"revision":' .. string.match(id, '^(%d+)-')
-    .. ',"event":"' .. event .. '","workerid":' .. wid .. ',"masterid":'
-    .. (mid ~= '' and mid or 'null') .. ',"worker":' .. render_worker(w) .. '}'
+  local event = CODE_EVENT[e.code]
+  local w = {id = e.wid, name = e.name, info = e.info, paused = e.paused, reason = e.reason,
+             graceful = e.graceful, conn = split(e.conn), cfg = unpacked_pairs(e.cfg)}
+  return worker_key(e.wid, event), '{"revision":' .. string.format('%d', revision_of(id))
+    .. ',"event":"' .. event .. '","workerid":' .. e.wid .. ',"masterid":'
+    .. (e.mid ~= '' and e.mid or 'null') .. ',"worker":' .. render_worker(w) .. '}'
 end
 
 -- Masters ------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ local current = tonumber(redis.call('GET', K_REV) or '0')
 local out = {current, 0}
 local first = redis.call('XRANGE', K_CHANGES, '-', '+', 'COUNT', 1)
 if first[1] then
-  out[2] = math.max(tonumber(string.match(first[1][1], '^(%d+)-')), current - tonumber(RETAIN) + 1)
+  out[2] = math.max(revision_of(first[1][1]), current - tonumber(RETAIN) + 1)
 end
 local since = tonumber(A[1])
 if since >= current then return out end
@@ -18,5 +18,5 @@ for _, e in ipairs(entries) do
   local _, body = read_entry(e[1], e[2], holders)
   if body then out[#out + 1] = body else lost = e[1] end
 end
-if lost then return {current, tonumber(string.match(lost, '^(%d+)-')) + 1} end
+if lost then return {current, revision_of(lost) + 1} end
 return out

@@ -29,7 +29,7 @@ local holders, first = {}, #out + 1
 for _, e in ipairs(entries) do
   local key, body = read_entry(e[1], e[2], holders)
   if body then
-    out[#out + 1] = tonumber(string.match(e[1], '^(%d+)-'))
+    out[#out + 1] = revision_of(e[1])
     out[#out + 1] = key
     out[#out + 1] = body
   else
