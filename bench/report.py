@@ -18,7 +18,7 @@ from bench.stats import Stat
 
 __all__ = ["Row", "Target", "at_least", "at_most", "render", "to_json"]
 
-Unit = Literal["s", "/s", "B", "x"]
+Unit = Literal["s", "/s", "B", "x", "cores"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +120,7 @@ _FORMATS: dict[Unit, Callable[[float], str]] = {
     "/s": lambda value: f"{value:,.0f}/s",
     "B": _bytes,
     "x": lambda value: f"{value:.2f}x",
+    "cores": lambda value: f"{value:.2f} cores",
 }
 
 

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from bench import fleet
 from bench.context import Context, progress
-from bench.cpu import CpuSpan, processes_named
+from bench.cpu import CORES, CpuSpan, processes_named
 from bench.floors import (
     consume_ack_seconds,
     publish_confirmed,
@@ -75,6 +75,7 @@ async def _measure_ingest(
         )
         stats["drain"].add(await consume_ack_seconds(ctx.connection, names.quorum, count, 512, 256))
         _per_thousand(cpu["floor"], span.stop(), count)
+        cpu["floor"]["busy cores"].add(span.busy_cores)
         span.start()
         relayed = await relayed_seconds(
             ctx.channel,
@@ -85,9 +86,11 @@ async def _measure_ingest(
         )
         stats["relay"].add(relayed)
         _per_thousand(cpu["relay"], span.stop(), count)
+        cpu["relay"]["busy cores"].add(span.busy_cores)
         span.start()
         stats["ingest"].add(await ingest_seconds(ctx.subscriber, ctx.events, paused, count))
         _per_thousand(cpu["ingest"], span.stop(), count)
+        cpu["ingest"]["busy cores"].add(span.busy_cores)
     return stats, cpu
 
 
@@ -107,7 +110,26 @@ def _cpu_rows(n: int, cpu: dict[str, dict[str, Stat]]) -> list[Row]:
         return "CPU per 1,000 events: " + ", ".join(parts)
 
     floor = cpu["floor"]["total"]
+    cores = Stat([CORES] * len(cpu["ingest"]["busy cores"].samples))
+    busy = [
+        Row(
+            section,
+            n,
+            f"cores busy during the {what}",
+            cpu[path]["busy cores"],
+            "cores",
+            floor=cores,
+            floor_label="on this machine",
+            note="the machine's /proc/stat, every process and stolen time",
+        )
+        for path, what in (
+            ("floor", "ingest floor"),
+            ("relay", "bare relay"),
+            ("ingest", "end-to-end ingest"),
+        )
+    ]
     return [
+        *busy,
         Row(section, n, "CPU per 1,000 events, ingest floor (every process)", floor, "s",
             note=split("floor")),
         Row(section, n, "CPU per 1,000 events, bare relay (every process)", cpu["relay"]["total"],
@@ -137,6 +159,11 @@ async def event_rows(ctx: Context, n: int) -> list[Row]:
         Row(section, n, "floor part: bare relay (event → forwarded with confirms → subscriber), "
             "events/s", rates["relay"], "/s", floor=floor,
             floor_label="publish with confirms + consume+ack"),
+        Row(section, n, "end-to-end ingest ceiling with no registry work, events/s",
+            _ceiling(cpu), "/s", floor=floor, floor_label="publish with confirms + consume+ack",
+            note="all cores ÷ CPU per event of the broker and the bench as ingest used them "
+            "and of the bare relay's process: what a registryd that cost no more than the "
+            "bare relay, and nothing in Redis, could reach with the cores all busy"),
         Row(section, n, "floor part: publish with confirms, msg/s", rates["publish"], "/s"),
         Row(section, n, "floor part: consume+ack from a quorum queue, msg/s", rates["drain"], "/s"),
         *_cpu_rows(n, cpu),
@@ -152,6 +179,23 @@ async def event_rows(ctx: Context, n: int) -> list[Row]:
     if dead:
         rows[0].error = f"{dead} bench events were dead-lettered: the bench is wrong"
     return rows
+
+
+def _ceiling(cpu: dict[str, dict[str, Stat]]) -> Stat:
+    """Per repetition: events/s with every core busy on the two hops and a bare relay alone.
+
+    The two hops (the broker's work, the publisher's and the subscriber's) as ingest
+    used them, since its notifications are the protocol's; the relay's own work as the
+    bare relay's process did it (consume, publish with confirms, ack). A registryd also
+    commits each event in Redis and parses it, so its ingest stays below this.
+    """
+    parts = zip(
+        cpu["ingest"]["broker"].samples,
+        cpu["ingest"]["bench"].samples,
+        cpu["relay"]["bare relay"].samples,
+        strict=True,
+    )
+    return Stat([CORES * 1000 / sum(per_thousand) for per_thousand in parts])
 
 
 def _rate(plan_rate: float, capacity: float) -> float:
