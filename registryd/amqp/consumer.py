@@ -1,7 +1,8 @@
 """The event consumer: lifecycle events in, applied in queue order, acked after commit.
 
 Messages are taken in batches of whatever is waiting (up to ``events_batch``): the whole
-batch goes to Redis in one pipelined round trip, each event still its own atomic script.
+batch goes to Redis in one script run, which applies each event in turn as its own
+script would (a refused one does not stop the rest).
 Only then are the batch's bad events dead-lettered and the batch acknowledged, with one
 ``multiple`` ack. A Redis failure holds the batch (nothing acked) and retries it.
 

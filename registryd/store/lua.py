@@ -7,7 +7,8 @@ the routing-key helpers from
 operation's script is named after its method (``workerConnected`` runs
 ``worker_connected.lua``) and gets the operation's fields as ``ARGV``, in the model's
 field order, encoded by :func:`write_args`. So a new write needs its model and its
-script, nothing more here.
+script, nothing more here: :data:`BATCH`, which applies a batch of writes in one script
+run, is made from the write scripts' bodies.
 """
 
 from __future__ import annotations
@@ -15,17 +16,29 @@ from __future__ import annotations
 import json
 import re
 import string
+from collections.abc import Sequence
 from importlib import resources
 from typing import Final
 
-from registryd.models import Operation
+from registryd.models import OPERATIONS, Operation
 from registryd.models.types import canonical_json
 from registryd.protocol import MASTER_KEY, WORKER_KEY
 from registryd.store.keys import script_key_suffixes
 
-__all__ = ["SOURCES", "lua_template", "prelude", "script_for", "source_of", "write_args"]
+__all__ = [
+    "BATCH",
+    "SOURCES",
+    "batch_args",
+    "lua_template",
+    "prelude",
+    "script_for",
+    "source_of",
+    "write_args",
+]
 
 _FOLDER: Final = resources.files("registryd.store") / "scripts"
+#: The script that applies a batch of writes in one run (``scripts/_apply_batch.lua``).
+BATCH: Final = "apply_batch"
 _CAMEL: Final = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
@@ -70,19 +83,31 @@ def prelude() -> str:
 
 def source_of(body: str) -> str:
     """A complete script: the prelude, the shared helpers, then ``body``."""
-    return prelude() + (_FOLDER / "_lib.lua").read_text(encoding="utf-8") + body
+    return prelude() + _text("_lib.lua") + body
+
+
+def _text(name: str) -> str:
+    return (_FOLDER / name).read_text(encoding="utf-8")
+
+
+def _batch_body(bodies: dict[str, str]) -> str:
+    """``apply_batch``'s body: every write's body as a function, then the loop that calls them.
+
+    A batch runs the prelude and the library once, instead of once per write.
+    """
+    writes = sorted(script_for(op) for op in OPERATIONS.values() if op.is_write())
+    functions = [f"WRITES[{_literal(name)}] = function()\n{bodies[name]}end\n" for name in writes]
+    return "local WRITES = {}\n" + "".join(functions) + _text("_apply_batch.lua")
 
 
 def _load() -> dict[str, str]:
-    return {
-        item.name.removesuffix(".lua"): source_of(item.read_text(encoding="utf-8"))
+    bodies = {
+        item.name.removesuffix(".lua"): item.read_text(encoding="utf-8")
         for item in _FOLDER.iterdir()
         if item.name.endswith(".lua") and not item.name.startswith("_")
     }
-
-
-#: Script name to its complete source, for every ``scripts/*.lua`` but the library.
-SOURCES: Final = _load()
+    bodies[BATCH] = _batch_body(bodies)
+    return {name: source_of(body) for name, body in bodies.items()}
 
 
 def script_for(op: type[Operation]) -> str:
@@ -108,3 +133,17 @@ def _encode(value: object) -> str:
 def write_args(op: Operation) -> list[str]:
     """The operation's fields as its script's ``ARGV`` (after the common header)."""
     return [_encode(getattr(op, name)) for name in type(op).model_fields]
+
+
+def batch_args(writes: Sequence[tuple[Operation, str | None]]) -> list[str | int]:
+    """:data:`BATCH`'s ``ARGV`` after the header: per write, its script, message_id and args."""
+    argv: list[str | int] = []
+    for op, message_id in writes:
+        args = write_args(op)
+        argv += [script_for(type(op)), message_id or "", len(args), *args]
+    return argv
+
+
+#: Script name to its complete source: every ``scripts/*.lua`` but the library, and
+#: :data:`BATCH`.
+SOURCES: Final = _load()

@@ -48,7 +48,7 @@ from registryd.models import WORKER_ADAPTER, ChangesPage, FindWorkerId, Master, 
 from registryd.ports import DUPLICATE, Applied, Listing, LoggedChange, Published, RelayClaim
 from registryd.registry import WorkerFilter
 from registryd.store.keys import LAYOUT_VERSION, Keys
-from registryd.store.lua import SOURCES, script_for, write_args
+from registryd.store.lua import BATCH, SOURCES, batch_args, script_for, write_args
 from registryd.store.sorted import Outcome, SortedListings
 
 __all__ = ["RedisClient", "RedisStore", "RelayStore", "StoreSettings", "redis_errors"]
@@ -135,13 +135,13 @@ def redis_errors() -> Iterator[None]:
         raise Unavailable(f"redis: {exc}") from exc
 
 
-def _executed(replies: list[Any]) -> list[Any]:
-    """The replies of a ``MULTI``'s scripts; an aborted one raises what refused the queueing."""
-    executed = replies[-1]
-    if isinstance(executed, list):
-        return executed
-    queued = replies[1:-1]
-    raise _error_from(next((r for r in queued if isinstance(r, Exception)), executed))
+def _per_write(reply: object, count: int) -> list[Any]:
+    """A batch's reply as one per write: its list, or what failed the whole of it, for each."""
+    if count == 1 or isinstance(reply, Exception):
+        return [reply] * count
+    if not isinstance(reply, list) or len(reply) != count:
+        raise Internal(f"redis: {count} writes answered with {reply!r:.200}")
+    return reply
 
 
 def _aimed_at(node: object) -> dict[str, Any]:
@@ -317,20 +317,19 @@ class RedisStore:
     ) -> list[Applied | RegistryError]:
         """Apply writes in order in one round trip; each result as :meth:`apply`'s or its error.
 
-        Each write is still its own atomic script; a failed one does not stop the rest.
-        Scripts go as bare EVALSHA: redis-py's own script pipelining would first ask
-        ``SCRIPT EXISTS``, a second round trip per batch. When Redis has lost its script
-        cache (a restart), every EVALSHA fails alike; the scripts are loaded again and
-        the batch is sent again from its first failure. A reply that says Redis cannot
-        write now (a demoted master, a moving slot) fails the whole batch as
-        ``Unavailable``: the batch is retried, its events are not refused. With
-        ``wait_replicas``, a ``WAIT`` closes the batch: too few replicas fail it too.
+        The batch is one script run (:meth:`_pipeline`), each write applied in turn as
+        its own script would; a failed one does not stop the rest. The script goes as a
+        bare EVALSHA: redis-py's own script pipelining would first ask ``SCRIPT
+        EXISTS``, a second round trip per batch. When Redis has lost its script cache (a
+        restart), the scripts are loaded again and the batch is sent again. A reply that
+        says Redis cannot write now (a demoted master, a moving slot) fails the whole
+        batch as ``Unavailable``: the batch is retried, its events are not refused.
+        With ``wait_replicas``, a ``WAIT`` closes the batch: too few replicas fail it too.
         """
         replies = await self._pipeline(ops)
-        missing = next((i for i, r in enumerate(replies) if isinstance(r, NoScriptError)), None)
-        if missing is not None:
+        if any(isinstance(r, NoScriptError) for r in replies):
             await self.load_scripts()
-            replies = replies[:missing] + await self._pipeline(ops[missing:])
+            replies = await self._pipeline(ops)
         results = [_error_from(r) if isinstance(r, Exception) else _applied(r) for r in replies]
         down = next((r for r in results if isinstance(r, Unavailable)), None)
         if down is not None:
@@ -338,40 +337,30 @@ class RedisStore:
         return results
 
     async def _pipeline(self, ops: Sequence[tuple[Operation, str | None]]) -> list[Any]:
-        """The batch's scripts in one ``MULTI``/``EXEC``; each script's reply or error.
+        """The batch's writes in one script run (:data:`~.lua.BATCH`); each one's reply or error.
 
-        A transaction, so that no other client's command runs between two of its
-        scripts: a script cache loaded meanwhile (:meth:`load_scripts`, by another
-        connection) would otherwise fail the first scripts of the batch (``NOSCRIPT``)
-        and run the later ones, which the retry would then put before the first.
-        Within one ``EXEC`` the cache is all there or all gone, since it is loaded in
-        one transaction too; a refused queueing (``MOVED``) aborts the whole batch.
-        A batch of one script needs no transaction (it saves two replies).
+        One script, so that nothing runs between two writes of the batch, and the
+        prelude and library run once for all of them. Redis's script cache holds it or
+        not: a batch fails as a whole (``NOSCRIPT``) or runs in full, never in part.
+        A batch of one write runs that write's own script.
         """
         pipe = self.redis.pipeline(transaction=False)
         node = await self._slot_node()  # on a cluster, every command of the batch goes there
         target = _aimed_at(node)
-        multi = len(ops) > 1
-        if multi:
-            pipe.execute_command("MULTI", **target)
-        for op, message_id in ops:
-            sha = self._scripts[_write_script(op)].sha
-            argv = self._argv(write_args(op), message_id, None)
-            self._evalsha(pipe, sha, argv, **target)
-        if multi:
-            pipe.execute_command("EXEC", **target)
+        if len(ops) == 1:
+            op, message_id = ops[0]
+            script, argv = _write_script(op), self._argv(write_args(op), message_id, None)
+        else:
+            script, argv = BATCH, self._argv(batch_args(ops), None, None)
+        self._evalsha(pipe, self._scripts[script].sha, argv, **target)
         durable = bool(self.settings.wait_replicas)
         if durable:
             self._wait_step(pipe, node)
         with redis_errors():
-            replies = await self._send(pipe)
+            reply, *waited = await self._send(pipe)
         if durable:
-            *replies, _, reached = replies
-        if multi:
-            replies = _executed(replies)
-        if durable:
-            self._replicated(reached, node)
-        return replies
+            self._replicated(waited[-1], node)
+        return _per_write(reply, len(ops))
 
     async def _send(self, pipe: Any) -> list[Any]:  # noqa: ANN401 - either kind of pipeline
         """Execute a batch's pipeline; on a cluster, all of it on one node or not at all.
@@ -404,7 +393,7 @@ class RedisStore:
             nodes = list(self.redis.get_primaries())
         pipe = self.redis.pipeline(transaction=False)
         for node in nodes:
-            # All at once (MULTI): a batch's EXEC finds every script or none (_pipeline).
+            # All at once (MULTI): a script run meanwhile finds every script or none.
             target = _aimed_at(node)
             pipe.execute_command("MULTI", **target)
             for source in SOURCES.values():

@@ -46,10 +46,10 @@ async def test_a_batch_meeting_a_cache_loaded_meanwhile_stays_in_order(
     """Scripts loaded by another connection while a batch runs never reorder the batch.
 
     After a restart or a failover the cache is empty; every path that meets NOSCRIPT
-    loads it. Were a batch's scripts not one transaction, the first ones would fail
-    NOSCRIPT, the later ones run once the other connection's load landed in between,
-    and the retry would put the first ones after them. A private Redis: its cache is
-    flushed each round.
+    loads it. Were a batch not one script run (one script per event), the first ones
+    would fail NOSCRIPT, the later ones run once the other connection's load landed in
+    between, and the retry would put the first ones after them. A private Redis: its
+    cache is flushed each round.
     """
     await private_redis.start()
     redis, other = Redis.from_url(private_redis.url), Redis.from_url(private_redis.url)

@@ -25,7 +25,7 @@ def test_every_script_is_a_write_or_a_named_read() -> None:
     reads = {
         "init_epoch", "migrate", "expire_masters", "next_lease_end", "read_workers", "read_masters",
         "read_changes", "read_remembered",
-        "relay_claim", "relay_advance", "relay_release",
+        "relay_claim", "relay_advance", "relay_release", "apply_batch",
     }  # fmt: skip
     assert set(SOURCES) == reads | {script_for(op) for op in WRITES}
 
