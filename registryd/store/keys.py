@@ -45,8 +45,9 @@ SCRIPT_KEYS: tuple[tuple[str, str], ...] = (
 #: The layout of the keys this version writes; ``RedisStore.init_epoch`` migrates an
 #: older one at start (``migrate.lua``). 1 (no layout key): the worker was a hash of
 #: its fields and its document; 2: the worker is its document alone, with index sets;
-#: 3: the builder and connected sets are split by worker id, 512 ids a set.
-LAYOUT_VERSION: Final = 3
+#: 3: the builder and connected sets are split by worker id, 512 ids a set; 4: the
+#: master's configured sets are split too.
+LAYOUT_VERSION: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +178,11 @@ class Keys:
 
     @property
     def configured_prefix(self) -> str:
-        """Prefix of ``<prefix><masterid>``: set of worker ids with pairs on that master."""
+        """Prefix of ``<prefix><masterid>:<span>``: set of worker ids with pairs on that master.
+
+        Split by worker id // 512 as :attr:`builder_prefix` is, so that a master's listing
+        sorts its sets one short span at a time, in span order (``sorted.py``).
+        """
         return f"{self.base}:mcfg:"
 
     @property

@@ -29,18 +29,18 @@ reading stops as soon as the documents are over the reply's budget.
 graceful) set, read in the same ``MULTI``, are dropped, and the sort reads as many
 more documents as that set holds, so a page still fills.
 
-``masterid`` alone, from the first id (``after`` 0): ``SORT_RO <master's set> LIMIT 0
-n GET <worker_prefix>*`` sorts that master's ids (one command: one snapshot), and each
-document is cut down here as ``read_workers.lua`` cuts it (:func:`cut_to_master`), most
-of them with two byte counts and no parse. A plain set gives no offset for a later page
-(``after`` above 0), and a sort per chunk of a large one would sort all of it each time:
-those read the master's sorted ids first, then the documents (``MGET``) in chunks, each
-with the epoch and the revision, which must agree.
+``masterid`` alone: the master's set is split by worker id (``ID_SPAN`` ids a set, as
+``_lib.lua`` writes it), so ``SORT_RO <span set> GET <worker_prefix>*`` of each span, in
+span order, gives the master's documents by ascending id, read in C; a span's set holds
+at most 512 ids, so each sort is short. :data:`SPANS_A_READ` spans go in one ``MULTI``
+that also reads the epoch, the revision and the next worker id (the same three every
+time: one snapshot), from ``after``'s span on, until the page is full or the documents
+are over the reply's budget. Each document is cut down here as ``read_workers.lua``
+cuts it (:func:`cut_to_master`), most of them with two byte counts and no parse.
 """
 
 from __future__ import annotations
 
-import bisect
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -63,6 +63,10 @@ log = structlog.get_logger(__name__)
 SORTED_MAX: Final = 10_000
 #: Documents a page with ids left out reads beyond its estimated share of them.
 _MARGIN: Final = 16
+#: Worker ids a set of a split index holds (``_lib.lua``'s ``ID_SPAN``).
+ID_SPAN: Final = 512
+#: A master's span sets one ``MULTI`` of its listing sorts (about 10,000 ids).
+SPANS_A_READ: Final = 20
 
 
 class Outcome(Enum):
@@ -83,8 +87,6 @@ class SortedListings:
         prefix = keys.worker_prefix
         #: The ``GET`` pattern, or ``None`` while the fast path is off.
         self.pattern: str | None = None if "*" in prefix else f"{prefix}*"
-        #: Per master: whether its set was last seen over :data:`SORTED_MAX`.
-        self._large: dict[int, bool] = {}
 
     async def read(
         self,
@@ -182,64 +184,40 @@ class SortedListings:
     async def read_master(
         self, masterid: int, after: int, limit: int | None, budget: int | None
     ) -> Listing | Outcome:
-        """``getWorkers(masterid=...)``: the master's set, sorted, each document cut here.
+        """``getWorkers(masterid=...)``: the master's span sets in id order, each document cut.
 
         Raises what redis-py raises for a lost connection (the store maps it).
         """
         if limit is not None and limit > SORTED_MAX:
             return Outcome.USE_SCRIPT
-        key = f"{self.keys.configured_prefix}{masterid}"
-        read = self._master_by_ids if after > 0 else self._master_from_first
         return await self._guarded(
-            lambda p: read(_MasterAsk(p, key, masterid, after, limit, budget))
+            lambda p: self._master(_MasterAsk(p, masterid, after, limit, budget))
         )
 
-    async def _master_from_first(self, ask: _MasterAsk) -> Listing | Outcome:
-        """One sort of the master's set (one snapshot): a page's worth, or all of a small one.
+    async def _master(self, ask: _MasterAsk) -> Listing | Outcome:
+        """The master's sets from ``after``'s span on, :data:`SPANS_A_READ` to a ``MULTI``.
 
-        Unpaged, a master over :data:`SORTED_MAX` (seen so once, or found so by the sort
-        reading one more) goes through its ids (:meth:`_master_by_ids`), in chunks that
-        stop at the budget; each ``SORT`` of a set sorts all of it, so sorting per chunk
-        would cost a sort each.
+        Every ``MULTI`` also reads the epoch, the revision and the next worker id: the
+        same three every time mean one snapshot that the spans read cover; others hand
+        the listing to the script. The reading stops at the page's end or the budget.
         """
-        if ask.limit is None and self._large.get(ask.masterid, False):
-            return await self._master_by_ids(ask)
-        count = SORTED_MAX + 1 if ask.limit is None else ask.limit
-        docs: list[bytes | None] = await self.redis.execute_command(  # type: ignore[no-untyped-call]
-            "SORT_RO", ask.key, "LIMIT", 0, count, "GET", ask.pattern
-        )
-        if len(docs) > SORTED_MAX:
-            self._large[ask.masterid] = True
-            return await self._master_by_ids(ask)
-        if ask.limit is None:
-            self._large[ask.masterid] = False
-        return _budgeted(_on_master(docs, ask.masterid), ask.budget)
-
-    async def _master_by_ids(self, ask: _MasterAsk) -> Listing | Outcome:
-        """Where ``after`` falls among the master's sorted ids, then the documents from there.
-
-        The ids, then each chunk of :data:`SORTED_MAX` documents (``MGET``), are read
-        with the epoch and the revision: the same pair every time means one snapshot
-        (every write to a document takes a revision); another pair hands the listing to
-        the script. The chunks stop once the documents are over the budget.
-        """
-        async with self.redis.pipeline(transaction=True) as tx:
-            self._stamp(tx)
-            tx.execute_command("SORT_RO", ask.key)
-            stamp, ids = await tx.execute()
-        offset = bisect.bisect_right([int(wid) for wid in ids], ask.after)
-        listed = ids[offset:] if ask.limit is None else ids[offset : offset + ask.limit]
-        prefix = self.keys.worker_prefix.encode()
-        joining = _Joining(ask.budget)
-        for start in range(0, len(listed), SORTED_MAX):
+        next_id = int(await self.redis.get(self.keys.next_worker_id) or 0)
+        spans = range(ask.after // ID_SPAN, next_id // ID_SPAN + 1)
+        joining, stamp = _Joining(ask.budget), None
+        for start in range(0, len(spans), SPANS_A_READ):
             async with self.redis.pipeline(transaction=True) as tx:
-                self._stamp(tx)
-                tx.mget([prefix + wid for wid in listed[start : start + SORTED_MAX]])
-                now, docs = await tx.execute()
-            if now != stamp:
+                tx.mget(self.keys.epoch, self.keys.revision, self.keys.next_worker_id)
+                for span in spans[start : start + SPANS_A_READ]:
+                    tx.execute_command("SORT_RO", ask.span_key(self.keys, span), *ask.gets(span))
+                now, *sorted_spans = await tx.execute()
+            if now != (stamp or now) or int(now[2] or 0) != next_id:
                 return Outcome.USE_SCRIPT
+            stamp = now
+            docs = ask.documents(sorted_spans, spans[start], joining.count)
             if joining.over(_on_master(docs, ask.masterid)):
                 return Outcome.OVER_BUDGET
+            if ask.limit is not None and joining.count >= ask.limit:
+                break
         return joining.listing()
 
     async def _in_chunks(
@@ -347,11 +325,40 @@ class _MasterAsk:
     """One ``getWorkers(masterid=...)`` as the sort reads it."""
 
     pattern: str
-    key: str
     masterid: int
     after: int
     limit: int | None
     budget: int | None
+
+    def span_key(self, keys: Keys, span: int) -> str:
+        """The master's set of ids ``span * ID_SPAN`` to ``(span + 1) * ID_SPAN - 1``."""
+        return f"{keys.configured_prefix}{self.masterid}:{span}"
+
+    def with_ids(self, span: int) -> bool:
+        """Whether ``span`` is ``after``'s, where the ids at or below it are left out."""
+        return self.after > 0 and span == self.after // ID_SPAN
+
+    def gets(self, span: int) -> tuple[str, ...]:
+        """``SORT``'s ``GET``s: the documents, and their ids where :meth:`with_ids`."""
+        if self.with_ids(span):
+            return ("GET", "#", "GET", self.pattern)
+        return ("GET", self.pattern)
+
+    def documents(self, sorted_spans: list[list[Any]], first: int, listed: int) -> list[bytes]:
+        """The documents of spans from ``first`` on, above ``after``, up to the page's end.
+
+        A document of the master's set is never dropped by the cut (the set changes with
+        the document, in one script), so cutting the page here keeps it full.
+        """
+        docs: list[bytes | None] = []
+        for span, found in enumerate(sorted_spans, first):
+            if self.with_ids(span):
+                docs += [doc for wid, doc in zip(found[::2], found[1::2], strict=True)
+                         if int(wid) > self.after]  # fmt: skip
+            else:
+                docs += found
+        kept = [doc for doc in docs if doc is not None]
+        return kept if self.limit is None else kept[: self.limit - listed]
 
 
 class _Joining:
@@ -362,17 +369,20 @@ class _Joining:
         self.parts: list[Listing] = []
         #: The joined size so far: the parts and a comma between each two.
         self.size = -1
+        #: The documents so far.
+        self.count = 0
 
     def over(self, part: Listing) -> bool:
         """Add ``part``; whether the listing is now over the budget."""
         if part.count:
             self.parts.append(part)
             self.size += len(part.docs) + 1
+            self.count += part.count
         return self.budget is not None and self.size > self.budget
 
     def listing(self) -> Listing:
         """The parts joined into one listing."""
-        return Listing(sum(p.count for p in self.parts), b",".join(p.docs for p in self.parts))
+        return Listing(self.count, b",".join(p.docs for p in self.parts))
 
 
 class _Planned:
@@ -409,7 +419,7 @@ def _drop(pairs: list[bytes | None], drop: set[bytes]) -> Listing:
     return Listing(len(docs), b",".join(docs))
 
 
-def _on_master(found: list[bytes | None], masterid: int) -> Listing:
+def _on_master(found: Sequence[bytes | None], masterid: int) -> Listing:
     """The documents found (a missing one is ``None``), cut down to ``masterid``."""
     docs = [doc for doc in found if doc is not None]
     joined = b",".join(docs)
@@ -418,13 +428,6 @@ def _on_master(found: list[bytes | None], masterid: int) -> Listing:
         docs = [doc for doc in cut if doc is not None]
         joined = b",".join(docs)
     return Listing(len(docs), joined)
-
-
-def _budgeted(listing: Listing, budget: int | None) -> Listing | Outcome:
-    """``listing``, unless its documents are over ``budget`` bytes."""
-    if budget is not None and len(listing.docs) > budget:
-        return Outcome.OVER_BUDGET
-    return listing
 
 
 def _joined(docs: list[bytes], budget: int | None) -> Listing | Outcome:

@@ -1,4 +1,4 @@
-"""A registry an older registryd wrote (key layouts 1 and 2) is migrated at start, exactly.
+"""A registry an older registryd wrote (key layouts 1 to 3) is migrated at start, exactly.
 
 The test writes a registry with this version, rewrites its keys the way layout 1 held
 them (each worker a hash of its fields, its document and its remembered connections; no
@@ -85,8 +85,15 @@ async def _unsplit(redis: Redis, prefix: str) -> None:
         await redis.sadd(whole, *members)
 
 
+async def _to_layout_3(redis: Redis, store: RedisStore) -> None:
+    """Rewrite the registry's keys as layout 3 held them: the master's configured sets whole."""
+    await _unsplit(redis, store.keys.configured_prefix)
+    await redis.set(store.keys.layout, "3")
+
+
 async def _to_layout_2(redis: Redis, store: RedisStore) -> None:
-    """Rewrite the registry's keys as layout 2 held them: builder and connected sets whole."""
+    """Rewrite the registry's keys as layout 2 held them: builder and connected sets whole too."""
+    await _to_layout_3(redis, store)
     await _unsplit(redis, store.keys.builder_prefix)
     await _unsplit(redis, store.keys.connected_prefix)
     await redis.set(store.keys.layout, "2")
@@ -96,6 +103,7 @@ async def _to_layout_1(redis: Redis, store: RedisStore, ids: list[int]) -> None:
     """Rewrite the registry's keys as registryd wrote them before the layout key."""
     keys = store.keys
     await _unsplit(redis, keys.connected_prefix)
+    await _unsplit(redis, keys.configured_prefix)
     for workerid in ids:
         doc: Any = await redis.get(keys.worker(workerid))
         sessions: Any = await redis.hgetall(keys.sessions(workerid))
@@ -133,10 +141,15 @@ async def test_a_layout_1_registry_is_migrated_to_what_this_version_writes(
     assert written == await _snapshot(redis, store)
 
 
-async def test_a_layout_2_registry_is_migrated_to_what_this_version_writes(
-    redis: Redis, store: RedisStore
+@pytest.mark.parametrize("layout", [2, 3])
+async def test_a_layout_2_or_3_registry_is_migrated_to_what_this_version_writes(
+    redis: Redis, store: RedisStore, layout: int
 ) -> None:
-    """Builder and connected sets whole (layout 2) are split by worker id, as written."""
+    """Whole index sets are split by worker id, as written.
+
+    Layout 2 held the builder, connected and configured sets whole; layout 3 the
+    configured ones.
+    """
     ids = await _fill(store)
     ids.append(await store.find_worker_id("far"))
     await redis.set(store.keys.next_worker_id, "1500")  # ids in three spans of 512
@@ -145,8 +158,11 @@ async def test_a_layout_2_registry_is_migrated_to_what_this_version_writes(
     await store.apply(WorkerConnected(workerid=far, masterid=10, workerinfo={}))
     written = await _snapshot(redis, store)
     assert f"{store.keys.builder_prefix}1:2".encode() in written
-    await _to_layout_2(redis, store)
-    assert f"{store.keys.builder_prefix}1".encode() in await _snapshot(redis, store)
+    assert f"{store.keys.configured_prefix}10:2".encode() in written
+    await (_to_layout_2 if layout == 2 else _to_layout_3)(redis, store)
+    unsplit = await _snapshot(redis, store)
+    assert f"{store.keys.configured_prefix}10".encode() in unsplit
+    assert (f"{store.keys.builder_prefix}1".encode() in unsplit) == (layout == 2)
     with capture_logs() as logs:
         await store.init_epoch()
         await store.init_epoch()

@@ -328,77 +328,105 @@ async def test_a_master_listing_cut_matches_what_the_worker_is_on(
         assert worker["connected_to"] in ([], [2])
 
 
-async def test_a_master_over_the_page_limit_is_sorted_whole(
-    redis: Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Unpaged, a master with more workers than a page holds is one sort, and its pages too.
-
-    Also one that grew past the limit after it was listed empty.
-    """
-    monkeypatch.setattr(sorted_module, "SORTED_MAX", 5)
-    keys = Keys(prefix)
-    store = RedisStore(redis, keys)
-    scripting = RedisStore(redis, keys, StoreSettings(sorted_listings=False))
-    await store.init_epoch()
-    await _multi_master(store)
-    listings = SortedListings(redis, keys)
-    where = WorkerFilter(masterid=1)
-    whole = await scripting.read_listing(where)
-    assert whole is not None
-    assert whole == await listings.read_master(1, 0, None, None)
-    assert whole == await store.read_listing(where)
-    assert Outcome.OVER_BUDGET == await listings.read_master(1, 0, None, len(whole.docs) - 1)
-    first = await listings.read_master(1, 0, 3, None)
-    assert first == await scripting.read_listing(where, 0, 3)
-    for after, limit in [(3, None), (3, 5), (9, 2)]:  # later pages
-        page = await listings.read_master(1, after, limit, None)
-        assert page == await scripting.read_listing(where, after, limit)
-    assert Listing(0, b"") == await listings.read_master(5, 0, None, None)  # seen small
-    ids = [await store.find_worker_id(f"late{i}") for i in range(6)]
+async def _across_spans(store: RedisStore) -> list[int]:
+    """1,100 workers (ids over three span sets); every third on master 7, the last one too."""
+    ids = [await store.find_worker_id(f"span{i:04d}") for i in range(1_100)]
+    on_seven = [w for w in ids if w % 3 == 0 or w == ids[-1]]
     await store.apply_many(
-        [(WorkerConfigured(workerid=w, masterid=5, builderids=[50]), None) for w in ids]
+        [
+            (WorkerConfigured(workerid=w, masterid=7, builderids=[70 + w % 2]), None)
+            for w in on_seven
+        ]
     )
-    grown = await listings.read_master(5, 0, None, None)
-    assert isinstance(grown, Listing)
-    assert 6 == grown.count
-    assert grown == await scripting.read_listing(WorkerFilter(masterid=5))
+    return on_seven
 
 
-async def test_a_large_master_unpaged_is_read_by_ids_and_stops_at_the_budget(
-    redis: Redis, prefix: str, chunks: list[int]
+SPAN_PAGES = [(0, None), (0, 3), (0, 200), (500, None), (510, 5), (511, 2), (1023, None),
+              (1_099, None), (1_100, None), (2_000, None)]  # fmt: skip
+
+
+async def test_a_master_across_span_sets_agrees_with_the_script(
+    redis: Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Over ``SORTED_MAX``: the ids, then the documents in chunks, none past the budget."""
+    """A master's workers in several span sets list by ascending id, page by page.
+
+    One span set a ``MULTI``: every page and the budget cross ``MULTI``s too.
+    """
+    monkeypatch.setattr(sorted_module, "SPANS_A_READ", 1)
     keys = Keys(prefix)
     store = RedisStore(redis, keys)
     scripting = RedisStore(redis, keys, StoreSettings(sorted_listings=False))
     await store.init_epoch()
-    await _multi_master(store)  # 16 workers on master 1, SORTED_MAX is 10 here
+    on_seven = await _across_spans(store)
     listings = SortedListings(redis, keys)
-    where = WorkerFilter(masterid=1)
-    whole = await listings.read_master(1, 0, None, None)
-    assert whole == await scripting.read_listing(where)
-    first = await scripting.read_listing(where, 0, 10)
-    assert first is not None
-    chunks.clear()
-    assert Outcome.OVER_BUDGET == await listings.read_master(1, 0, None, len(first.docs) - 1)
-    assert 2 == len(chunks)  # the ids, then one chunk of documents (seen large: no sort)
+    where = WorkerFilter(masterid=7)
+    for after, limit in SPAN_PAGES:
+        page = await listings.read_master(7, after, limit, None)
+        assert page == await scripting.read_listing(where, after, limit), (after, limit)
+    whole = await listings.read_master(7, 0, None, None)
+    assert isinstance(whole, Listing)
+    assert [w["id"] for w in json.loads(b"[" + whole.docs + b"]")] == on_seven
+    assert whole == await listings.read_master(7, 0, None, len(whole.docs))
+    assert Outcome.OVER_BUDGET == await listings.read_master(7, 0, None, len(whole.docs) - 1)
 
 
-async def test_a_write_between_a_masters_ids_and_its_page_goes_to_the_script(
+async def test_a_master_listing_stops_at_the_budget(
     redis: Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A later page's ids and documents are one snapshot: a write between them hands it over."""
+    """Over the budget in its first span set, the listing reads no further span set."""
+    monkeypatch.setattr(sorted_module, "SPANS_A_READ", 1)
+    ran: list[int] = []
+    real = Pipeline.execute
+
+    async def counted(self: Pipeline, raise_on_error: bool = True) -> list[Any]:
+        ran.append(len(self.command_stack))
+        return await real(self, raise_on_error)
+
+    keys = Keys(prefix)
+    store = RedisStore(redis, keys)
+    await store.init_epoch()
+    await _across_spans(store)
+    monkeypatch.setattr(Pipeline, "execute", counted)
+    assert Outcome.OVER_BUDGET == await SortedListings(redis, keys).read_master(7, 0, None, 100)
+    assert 1 == len(ran)
+
+
+async def test_a_new_worker_before_the_first_span_read_goes_to_the_script(
+    redis: Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker made between reading the next id and the first ``MULTI``: the script lists."""
     keys = Keys(prefix)
     store = RedisStore(redis, keys)
     await store.init_epoch()
     await _multi_master(store)
+    real = Redis.get
+
+    async def get_then_create(self: Redis, name: Any) -> Any:
+        answer = await real(self, name)
+        if name == keys.next_worker_id:
+            await store.find_worker_id("made-meanwhile")
+        return answer
+
+    monkeypatch.setattr(Redis, "get", get_then_create)
+    assert Outcome.USE_SCRIPT == await SortedListings(redis, keys).read_master(1, 0, None, None)
+
+
+async def test_a_write_between_a_masters_span_reads_goes_to_the_script(
+    redis: Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listing's span reads are one snapshot: a write between two of them hands it over."""
+    monkeypatch.setattr(sorted_module, "SPANS_A_READ", 1)
+    keys = Keys(prefix)
+    store = RedisStore(redis, keys)
+    await store.init_epoch()
+    on_seven = await _across_spans(store)
     listings = SortedListings(redis, keys)
     written = _write_after_first_sort(
-        monkeypatch, store, SetWorkerGraceful(workerid=30, graceful=True)
+        monkeypatch, store, SetWorkerGraceful(workerid=on_seven[-1], graceful=True)
     )
-    assert Outcome.USE_SCRIPT == await listings.read_master(1, 3, 4, None)
+    assert Outcome.USE_SCRIPT == await listings.read_master(7, 0, None, None)
     assert written
-    assert isinstance(await listings.read_master(1, 3, 4, None), Listing)
+    assert isinstance(await listings.read_master(7, 0, None, None), Listing)
 
 
 @pytest.mark.parametrize("masterid", [1, 2, 3])

@@ -140,8 +140,8 @@ end
 -- Workers ------------------------------------------------------------------------------
 -- A worker is its JSON document (PROTOCOL.md section 1) alone, a string at P_WORKER .. id;
 -- a write reads the fields back from it. Index sets follow the document: K_PAUSED,
--- K_GRACEFUL and the P_BUILDER sets here, P_CFG .. masterid and the P_CONN sets in the
--- scripts that change pairs and connections. P_SESSION .. id holds the remembered connections.
+-- K_GRACEFUL and the P_BUILDER sets here, the P_CFG and P_CONN sets in the scripts that
+-- change pairs and connections. P_SESSION .. id holds the remembered connections.
 
 -- Where the document's own ',"paused":' starts: the last one, as workerinfo (before it)
 -- may have such a key and nothing after it can (JSON strings escape their quotes). The
@@ -211,9 +211,9 @@ local function render_worker(w)
     .. ',"configured_on":[' .. table.concat(pairs_json, ',') .. ']}'
 end
 
--- The sets of a builder's workers (P_BUILDER .. builderid) and of a master's connected
--- workers (P_CONN .. masterid) are split by worker id, ID_SPAN ids a set, named
--- "<prefix><id>:<worker id // ID_SPAN>", so that each stays an intset (Redis's
+-- The sets of a builder's workers (P_BUILDER .. builderid) and of a master's configured
+-- and connected workers (P_CFG, P_CONN .. masterid) are split by worker id, ID_SPAN ids
+-- a set, named "<prefix><id>:<worker id // ID_SPAN>", so that each stays an intset (Redis's
 -- set-max-intset-entries, 512 by default): a member costs 2 to 4 bytes instead of about
 -- 45 in a hashtable set.
 local ID_SPAN = 512
@@ -436,7 +436,7 @@ end
 -- Returns how many workers changed.
 local function drop_master_from_workers(mid)
   local sets = span_keys(P_CONN, mid, 0)
-  sets[#sets + 1] = P_CFG .. mid
+  for _, key in ipairs(span_keys(P_CFG, mid, 0)) do sets[#sets + 1] = key end
   local ids = redis.call('SUNION', unpack(sets))
   table.sort(ids, num_less)
   local changed = 0

@@ -4,7 +4,8 @@
 -- Returns the number of changes logged, or DUPLICATE for an already-seen message_id.
 return write(function()
   local mid = A[1]
-  local ids = redis.call('SMEMBERS', P_CFG .. mid)
+  local sets = span_keys(P_CFG, mid, 0)
+  local ids = redis.call('SUNION', unpack(sets))
   table.sort(ids, num_less)
   local changed = 0
   for _, id in ipairs(ids) do
@@ -18,6 +19,6 @@ return write(function()
       end
     end
   end
-  redis.call('DEL', P_CFG .. mid)
+  redis.call('DEL', unpack(sets))
   return changed
 end)

@@ -4,6 +4,7 @@
 -- and its remembered connections ('c:<masterid>'); no flag or builder index sets.
 -- Layouts 1 and 2: one set per builder (P_BUILDER .. builderid, from layout 2) and per
 -- master's connected workers (P_CONN .. masterid), not split by worker id.
+-- Layouts 1 to 3: one set per master's configured workers (P_CFG .. masterid), not split.
 -- ARGV: 6 the layout version this script makes.
 -- Returns the number of workers it converted (0 when the layout was current).
 if redis.call('GET', K_LAYOUT) == A[1] then return 0 end
@@ -28,7 +29,7 @@ for _, id in ipairs(redis.call('ZRANGE', K_WORKERS, 0, -1)) do
   end
 end
 
--- The builder and connected sets, split by worker id (_lib.lua, ID_SPAN).
+-- The builder, configured and connected sets, split by worker id (_lib.lua, ID_SPAN).
 -- Every worker is read once: its builders and masters are kept for the second pass,
 -- which can only start once every whole set is gone.
 local workers = redis.call('ZRANGE', K_WORKERS, 0, -1)
@@ -43,6 +44,11 @@ for i, id in ipairs(workers) do
   for _, m in ipairs(w.conn) do
     of[#of + 1] = span_key(P_CONN, m, id)
     whole[P_CONN .. m] = true
+  end
+  for _, p in ipairs(w.cfg) do
+    local m = pair_master(p)
+    of[#of + 1] = span_key(P_CFG, m, id)
+    whole[P_CFG .. m] = true
   end
   members[i] = of
 end

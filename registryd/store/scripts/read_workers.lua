@@ -37,42 +37,54 @@ local function ascending_after(found)
   return ids
 end
 
--- The ids of builder b's sets (one per ID_SPAN ids) from after's on.
-local function builder_members(b)
+-- The ids of the sets prefix .. id (one per ID_SPAN worker ids) from after's on.
+local function span_members(prefix, id)
   local found = {}
-  for _, key in ipairs(span_keys(P_BUILDER, b, after)) do
-    for _, id in ipairs(redis.call('SMEMBERS', key)) do found[#found + 1] = id end
+  for _, key in ipairs(span_keys(prefix, id, after)) do
+    for _, member in ipairs(redis.call('SMEMBERS', key)) do found[#found + 1] = member end
   end
   return found
 end
 
--- The ids of found that are members of set, a thousand asked at a time.
-local function only_in(found, set)
-  local kept = {}
-  for first = 1, #found, 1000 do
-    local chunk = {unpack(found, first, math.min(first + 999, #found))}
-    local is = redis.call('SMISMEMBER', set, unpack(chunk))
-    for i, id in ipairs(chunk) do
-      if is[i] == 1 then kept[#kept + 1] = id end
+-- The ids of found that are members of the set set_of(id) names, in no particular
+-- order: each set asked once, a thousand ids at a time.
+local function only_in(found, set_of)
+  local by_set, kept = {}, {}
+  for _, id in ipairs(found) do
+    local set = set_of(id)
+    by_set[set] = by_set[set] or {}
+    table.insert(by_set[set], id)
+  end
+  for set, ids in pairs(by_set) do
+    for first = 1, #ids, 1000 do
+      local chunk = {unpack(ids, first, math.min(first + 999, #ids))}
+      local is = redis.call('SMISMEMBER', set, unpack(chunk))
+      for i, id in ipairs(chunk) do
+        if is[i] == 1 then kept[#kept + 1] = id end
+      end
     end
   end
   return kept
 end
 
+local function master_set(id) return span_key(P_CFG, mid, id) end
+
 -- The ids a listing looks at, ascending: those of the index sets of every given id
 -- filter and true flag; with none, every worker. A false flag is checked per worker.
 local function candidates()
-  local sets = {}
-  if mid then sets[#sets + 1] = P_CFG .. mid end
-  if paused == '1' then sets[#sets + 1] = K_PAUSED end
-  if graceful == '1' then sets[#sets + 1] = K_GRACEFUL end
-  if bid then
-    local found = builder_members(bid)
-    for _, set in ipairs(sets) do found = only_in(found, set) end
+  local flags = {}
+  if paused == '1' then flags[#flags + 1] = K_PAUSED end
+  if graceful == '1' then flags[#flags + 1] = K_GRACEFUL end
+  if bid or mid then
+    local found = bid and span_members(P_BUILDER, bid) or span_members(P_CFG, mid)
+    if bid and mid then found = only_in(found, master_set) end
+    for _, set in ipairs(flags) do
+      found = only_in(found, function() return set end)
+    end
     return ascending_after(found)
   end
-  if #sets > 0 then
-    return ascending_after(#sets == 1 and redis.call('SMEMBERS', sets[1]) or redis.call('SINTER', unpack(sets)))
+  if #flags > 0 then
+    return ascending_after(#flags == 1 and redis.call('SMEMBERS', flags[1]) or redis.call('SINTER', unpack(flags)))
   end
   local from = '(' .. A[2]
   if limit and paused ~= '0' and graceful ~= '0' then

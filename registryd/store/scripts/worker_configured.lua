@@ -17,11 +17,7 @@ return write(function()
   table.sort(cfg, pair_less)
   if table.concat(cfg, ',') == old then return 0 end
   w.cfg = cfg
-  if next(seen) then
-    redis.call('SADD', P_CFG .. mid, w.id)
-  else
-    redis.call('SREM', P_CFG .. mid, w.id)
-  end
+  redis.call(next(seen) and 'SADD' or 'SREM', span_key(P_CFG, mid, w.id), w.id)
   commit_worker(w, 'configured', mid)
   return 1
 end)
