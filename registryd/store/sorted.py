@@ -34,9 +34,10 @@ more documents as that set holds, so a page still fills.
 span order, gives the master's documents by ascending id, read in C; a span's set holds
 at most 512 ids, so each sort is short. :data:`SPANS_A_READ` spans go in one ``MULTI``
 that also reads the epoch, the revision and the next worker id (the same three every
-time: one snapshot), from ``after``'s span on, until the page is full or the documents
-are over the reply's budget. Each document is cut down here as ``read_workers.lua``
-cuts it (:func:`cut_to_master`), most of them with two byte counts and no parse.
+time: one snapshot; the first one's next worker id says which span is the last), from
+``after``'s span on, until the page is full or the documents are over the reply's
+budget. Each document is cut down here as ``read_workers.lua`` cuts it
+(:func:`cut_to_master`), most of them with two byte counts and no parse.
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ class SortedListings:
         prefix = keys.worker_prefix
         #: The ``GET`` pattern, or ``None`` while the fast path is off.
         self.pattern: str | None = None if "*" in prefix else f"{prefix}*"
+        #: The last span set of the registry the last master listing saw.
+        self._last_span = 0
 
     async def read(
         self,
@@ -198,26 +201,37 @@ class SortedListings:
         """The master's sets from ``after``'s span on, :data:`SPANS_A_READ` to a ``MULTI``.
 
         Every ``MULTI`` also reads the epoch, the revision and the next worker id: the
-        same three every time mean one snapshot that the spans read cover; others hand
-        the listing to the script. The reading stops at the page's end or the budget.
+        first one's say which span is the last, and the same three in every later one
+        mean one snapshot (another three hand the listing to the script). The first
+        ``MULTI`` sorts up to the last span the previous listing saw, so that a registry
+        that did not grow is read without sorting empty spans. The reading stops at the
+        last span, the page's end or the budget.
         """
-        next_id = int(await self.redis.get(self.keys.next_worker_id) or 0)
-        spans = range(ask.after // ID_SPAN, next_id // ID_SPAN + 1)
-        joining, stamp = _Joining(ask.budget), None
-        for start in range(0, len(spans), SPANS_A_READ):
-            async with self.redis.pipeline(transaction=True) as tx:
-                tx.mget(self.keys.epoch, self.keys.revision, self.keys.next_worker_id)
-                for span in spans[start : start + SPANS_A_READ]:
-                    tx.execute_command("SORT_RO", ask.span_key(self.keys, span), *ask.gets(span))
-                now, *sorted_spans = await tx.execute()
-            if now != (stamp or now) or int(now[2] or 0) != next_id:
+        joining, stamp, start = _Joining(ask.budget), None, ask.after // ID_SPAN
+        last = None
+        while last is None or start <= last:
+            spans = range(start, min(start + SPANS_A_READ, max(last or self._last_span, start) + 1))
+            # MULTI and EXEC as plain commands: redis-py's transaction costs more here.
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.execute_command("MULTI")
+            pipe.execute_command(
+                "MGET", self.keys.epoch, self.keys.revision, self.keys.next_worker_id
+            )
+            for span in spans:
+                pipe.execute_command("SORT_RO", ask.span_key(self.keys, span), *ask.gets(span))
+            pipe.execute_command("EXEC")
+            now, *sorted_spans = _executed((await pipe.execute())[-1])
+            if stamp is None:
+                stamp, last = now, int(now[2] or 0) // ID_SPAN
+                self._last_span = last
+            elif now != stamp:
                 return Outcome.USE_SCRIPT
-            stamp = now
-            docs = ask.documents(sorted_spans, spans[start], joining.count)
+            docs = ask.documents(sorted_spans, start, joining.count)
             if joining.over(_on_master(docs, ask.masterid)):
                 return Outcome.OVER_BUDGET
             if ask.limit is not None and joining.count >= ask.limit:
                 break
+            start = spans.stop
         return joining.listing()
 
     async def _in_chunks(
@@ -404,6 +418,14 @@ class _Planned:
     def held(self, answers: list[Any]) -> bool:
         """Whether the counts are still those planned on (no reset, no new worker)."""
         return (answers[0], answers[1]) == self.counts
+
+
+def _executed(replies: list[Any]) -> list[Any]:
+    """``EXEC``'s replies; a command that failed inside it raises (the sort is refused)."""
+    failed = next((r for r in replies if isinstance(r, ResponseError)), None)
+    if failed is not None:
+        raise failed
+    return replies
 
 
 def _spans(offset: int, count: int) -> list[tuple[int, int]]:

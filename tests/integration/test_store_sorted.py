@@ -141,6 +141,9 @@ async def test_a_refused_sort_turns_the_path_off() -> None:
         listings = SortedListings(user, store.keys)
         assert Outcome.USE_SCRIPT == await listings.read(0, None, None)
         assert listings.pattern is None
+        masters = SortedListings(user, store.keys)  # the sort refused inside its MULTI
+        assert Outcome.USE_SCRIPT == await masters.read_master(1, 0, None, None)
+        assert masters.pattern is None
         listing = await store.read_listing(ALL)
         assert listing is not None
         assert len(ids) == listing.count
@@ -389,26 +392,6 @@ async def test_a_master_listing_stops_at_the_budget(
     monkeypatch.setattr(Pipeline, "execute", counted)
     assert Outcome.OVER_BUDGET == await SortedListings(redis, keys).read_master(7, 0, None, 100)
     assert 1 == len(ran)
-
-
-async def test_a_new_worker_before_the_first_span_read_goes_to_the_script(
-    redis: Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A worker made between reading the next id and the first ``MULTI``: the script lists."""
-    keys = Keys(prefix)
-    store = RedisStore(redis, keys)
-    await store.init_epoch()
-    await _multi_master(store)
-    real = Redis.get
-
-    async def get_then_create(self: Redis, name: Any) -> Any:
-        answer = await real(self, name)
-        if name == keys.next_worker_id:
-            await store.find_worker_id("made-meanwhile")
-        return answer
-
-    monkeypatch.setattr(Redis, "get", get_then_create)
-    assert Outcome.USE_SCRIPT == await SortedListings(redis, keys).read_master(1, 0, None, None)
 
 
 async def test_a_write_between_a_masters_span_reads_goes_to_the_script(
