@@ -153,10 +153,8 @@ async def test_a_refused_sort_turns_the_path_off() -> None:
         server.kill()
 
 
-@pytest.fixture
-def chunks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """``SORTED_MAX`` at 10; the list grows by one per ``MULTI`` a listing runs."""
-    monkeypatch.setattr(sorted_module, "SORTED_MAX", 10)
+def _count_pipelines(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """From now on, the list grows by one per pipeline (a listing's ``MULTI``) executed."""
     ran: list[int] = []
     real = Pipeline.execute
 
@@ -166,6 +164,13 @@ def chunks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(Pipeline, "execute", counted)
     return ran
+
+
+@pytest.fixture
+def chunks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """``SORTED_MAX`` at 10; the list grows by one per ``MULTI`` a listing runs."""
+    monkeypatch.setattr(sorted_module, "SORTED_MAX", 10)
+    return _count_pipelines(monkeypatch)
 
 
 def _write_after_first_sort(
@@ -378,18 +383,11 @@ async def test_a_master_listing_stops_at_the_budget(
 ) -> None:
     """Over the budget in its first span set, the listing reads no further span set."""
     monkeypatch.setattr(sorted_module, "SPANS_A_READ", 1)
-    ran: list[int] = []
-    real = Pipeline.execute
-
-    async def counted(self: Pipeline, raise_on_error: bool = True) -> list[Any]:
-        ran.append(len(self.command_stack))
-        return await real(self, raise_on_error)
-
     keys = Keys(prefix)
     store = RedisStore(redis, keys)
     await store.init_epoch()
     await _across_spans(store)
-    monkeypatch.setattr(Pipeline, "execute", counted)
+    ran = _count_pipelines(monkeypatch)
     assert Outcome.OVER_BUDGET == await SortedListings(redis, keys).read_master(7, 0, None, 100)
     assert 1 == len(ran)
 
