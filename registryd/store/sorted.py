@@ -29,15 +29,16 @@ reading stops as soon as the documents are over the reply's budget.
 graceful) set, read in the same ``MULTI``, are dropped, and the sort reads as many
 more documents as that set holds, so a page still fills.
 
-``masterid`` alone: the master's set is split by worker id (``ID_SPAN`` ids a set, as
-``_lib.lua`` writes it), so ``SORT_RO <span set> GET <worker_prefix>*`` of each span, in
-span order, gives the master's documents by ascending id, read in C; a span's set holds
-at most 512 ids, so each sort is short. :data:`SPANS_A_READ` spans go in one ``MULTI``
-that also reads the epoch, the revision and the next worker id (the same three every
-time: one snapshot; the first one's next worker id says which span is the last), from
-``after``'s span on, until the page is full or the documents are over the reply's
-budget. Each document is cut down here as ``read_workers.lua`` cuts it
-(:func:`cut_to_master`), most of them with two byte counts and no parse.
+``masterid`` alone, or ``builderid`` alone: the master's (builder's) set is split by
+worker id (``ID_SPAN`` ids a set, as ``_lib.lua`` writes it), so ``SORT_RO <span set>
+GET <worker_prefix>*`` of each span, in span order, gives its documents by ascending
+id, read in C; a span's set holds at most 512 ids, so each sort is short.
+:data:`SPANS_A_READ` spans go in one ``MULTI`` that also reads the epoch, the revision
+and the next worker id (the same three every time: one snapshot; the first one's next
+worker id says which span is the last), from ``after``'s span on, until the page is
+full or the documents are over the reply's budget. Each document is cut down here as
+``read_workers.lua`` cuts it (:func:`cut_to_master`, :func:`cut_to_builder`), most of
+them with two byte counts and no parse.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from redis.exceptions import ResponseError
 from registryd.ports import Listing
 from registryd.store.keys import Keys
 
-__all__ = ["SORTED_MAX", "Outcome", "SortedListings", "cut_to_master"]
+__all__ = ["SORTED_MAX", "Outcome", "SortedListings", "cut_to_builder", "cut_to_master"]
 
 log = structlog.get_logger(__name__)
 
@@ -191,14 +192,34 @@ class SortedListings:
 
         Raises what redis-py raises for a lost connection (the store maps it).
         """
+        sets = f"{self.keys.configured_prefix}{masterid}:"
+        return await self._by_spans(
+            sets, lambda docs: _on_master(docs, masterid), after, limit, budget
+        )
+
+    async def read_builder(
+        self, builderid: int, after: int, limit: int | None, budget: int | None
+    ) -> Listing | Outcome:
+        """``getWorkers(builderid=...)``: the builder's span sets in id order, each cut.
+
+        Raises what redis-py raises for a lost connection (the store maps it).
+        """
+        sets = f"{self.keys.builder_prefix}{builderid}:"
+        return await self._by_spans(
+            sets, lambda docs: _on_builder(docs, builderid), after, limit, budget
+        )
+
+    async def _by_spans(
+        self, sets: str, cut: _Cut, after: int, limit: int | None, budget: int | None
+    ) -> Listing | Outcome:
         if limit is not None and limit > SORTED_MAX:
             return Outcome.USE_SCRIPT
         return await self._guarded(
-            lambda p: self._master(_MasterAsk(p, masterid, after, limit, budget))
+            lambda p: self._spans(_SpanAsk(p, sets, cut, after, limit, budget))
         )
 
-    async def _master(self, ask: _MasterAsk) -> Listing | Outcome:
-        """The master's sets from ``after``'s span on, :data:`SPANS_A_READ` to a ``MULTI``.
+    async def _spans(self, ask: _SpanAsk) -> Listing | Outcome:
+        """The span sets from ``after``'s span on, :data:`SPANS_A_READ` to a ``MULTI``.
 
         Every ``MULTI`` also reads the epoch, the revision and the next worker id: the
         first one's say which span is the last, and the same three in every later one
@@ -218,7 +239,7 @@ class SortedListings:
                 "MGET", self.keys.epoch, self.keys.revision, self.keys.next_worker_id
             )
             for span in spans:
-                pipe.execute_command("SORT_RO", ask.span_key(self.keys, span), *ask.gets(span))
+                pipe.execute_command("SORT_RO", f"{ask.sets}{span}", *ask.gets(span))
             pipe.execute_command("EXEC")
             now, *sorted_spans = _executed((await pipe.execute())[-1])
             if stamp is None:
@@ -227,7 +248,7 @@ class SortedListings:
             elif now != stamp:
                 return Outcome.USE_SCRIPT
             docs = ask.documents(sorted_spans, start, joining.count)
-            if joining.over(_on_master(docs, ask.masterid)):
+            if joining.over(ask.cut(docs)):
                 return Outcome.OVER_BUDGET
             if ask.limit is not None and joining.count >= ask.limit:
                 break
@@ -334,19 +355,21 @@ def cut_to_master(doc: bytes, masterid: int) -> bytes | None:
     return b'%s%s],"configured_on":[%s]}' % (doc[:start], conn, b",".join(kept))
 
 
+#: Documents found (``None`` where one is missing) to a listing of them cut to a filter.
+_Cut = Callable[[Sequence[bytes | None]], Listing]
+
+
 @dataclass(frozen=True, slots=True)
-class _MasterAsk:
-    """One ``getWorkers(masterid=...)`` as the sort reads it."""
+class _SpanAsk:
+    """One ``getWorkers(masterid=...)`` or ``getWorkers(builderid=...)`` as the sort reads it."""
 
     pattern: str
-    masterid: int
+    #: The span sets' prefix: ``sets`` and a span name a set of worker ids.
+    sets: str
+    cut: _Cut
     after: int
     limit: int | None
     budget: int | None
-
-    def span_key(self, keys: Keys, span: int) -> str:
-        """The master's set of ids ``span * ID_SPAN`` to ``(span + 1) * ID_SPAN - 1``."""
-        return f"{keys.configured_prefix}{self.masterid}:{span}"
 
     def with_ids(self, span: int) -> bool:
         """Whether ``span`` is ``after``'s, where the ids at or below it are left out."""
@@ -361,7 +384,7 @@ class _MasterAsk:
     def documents(self, sorted_spans: list[list[Any]], first: int, listed: int) -> list[bytes]:
         """The documents of spans from ``first`` on, above ``after``, up to the page's end.
 
-        A document of the master's set is never dropped by the cut (the set changes with
+        A document of the filter's set is never dropped by the cut (the set changes with
         the document, in one script), so cutting the page here keeps it full.
         """
         docs: list[bytes | None] = []
@@ -439,6 +462,46 @@ def _drop(pairs: list[bytes | None], drop: set[bytes]) -> Listing:
     docs = [doc for wid, doc in zip(pairs[::2], pairs[1::2], strict=True)
             if doc is not None and wid not in drop]  # fmt: skip
     return Listing(len(docs), b",".join(docs))
+
+
+def _on_builder(found: Sequence[bytes | None], builderid: int) -> Listing:
+    """The documents found (a missing one is ``None``), cut down to ``builderid``.
+
+    Every ``"builderid":<id>,`` is also a ``"builderid":`` (in ``workerinfo`` too), so
+    equal counts over all of them mean that no pair is on another builder; no
+    ``configured_on`` may be empty (none would be listed).
+    """
+    docs = [doc for doc in found if doc is not None]
+    joined = b",".join(docs)
+    if (
+        joined.count(b'"builderid":') != joined.count(b'"builderid":%d,' % builderid)
+        or b'"configured_on":[]' in joined
+    ):
+        cut = (cut_to_builder(doc, builderid) for doc in docs)
+        docs = [doc for doc in cut if doc is not None]
+        joined = b",".join(docs)
+    return Listing(len(docs), joined)
+
+
+def cut_to_builder(doc: bytes, builderid: int) -> bytes | None:
+    """``doc`` as ``getWorkers(builderid=...)`` lists it, as ``read_workers.lua`` cuts it.
+
+    ``configured_on`` keeps the pairs on ``builderid`` (``None`` when none is left);
+    ``connected_to`` stays as it is.
+    """
+    start = doc.rindex(_CONNECTED) + len(_CONNECTED)
+    tail = _TAIL.fullmatch(doc, start)
+    if tail is None:
+        raise ValueError(f"not a worker document: {doc[:80]!r}...")
+    conn, pairs = tail.groups()
+    found = list(_PAIR.finditer(pairs))
+    bid = b"%d" % builderid
+    kept = [pair[0] for pair in found if pair[1] == bid]
+    if not kept:
+        return None
+    if len(kept) == len(found):
+        return doc
+    return b'%s%s],"configured_on":[%s]}' % (doc[:start], conn, b",".join(kept))
 
 
 def _on_master(found: Sequence[bytes | None], masterid: int) -> Listing:

@@ -319,6 +319,27 @@ async def test_master_listings_agree_with_the_script(
             assert await store.read_listing(where, after, limit, len(got.docs) - 1) is None
 
 
+@pytest.mark.parametrize(("after", "limit"), MASTER_PAGES)
+@pytest.mark.parametrize("builderid", [11, 12, 15, 25, 41, 45, 99])
+async def test_builder_listings_agree_with_the_script(
+    redis: Redis, prefix: str, builderid: int, after: int, limit: int | None
+) -> None:
+    """``builderid`` listings sorted and cut in Python are the script's, byte for byte."""
+    keys = Keys(prefix)
+    sorting = RedisStore(redis, keys)
+    scripting = RedisStore(redis, keys, StoreSettings(sorted_listings=False))
+    await sorting.init_epoch()
+    await _multi_master(sorting)
+    where = WorkerFilter(builderid=builderid)
+    got = await sorting.read_listing(where, after, limit)
+    assert got == await scripting.read_listing(where, after, limit)
+    assert got is not None
+    assert got == await SortedListings(redis, keys).read_builder(builderid, after, limit, None)
+    if got.count:
+        for store in (sorting, scripting):
+            assert await store.read_listing(where, after, limit, len(got.docs) - 1) is None
+
+
 async def test_a_master_listing_cut_matches_what_the_worker_is_on(
     redis: Redis, prefix: str
 ) -> None:
@@ -356,7 +377,7 @@ SPAN_PAGES = [(0, None), (0, 3), (0, 200), (500, None), (510, 5), (511, 2), (102
 async def test_a_master_across_span_sets_agrees_with_the_script(
     redis: Redis, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A master's workers in several span sets list by ascending id, page by page.
+    """A master's (and a builder's) workers in several span sets list by id, page by page.
 
     One span set a ``MULTI``: every page and the budget cross ``MULTI``s too.
     """
@@ -371,6 +392,11 @@ async def test_a_master_across_span_sets_agrees_with_the_script(
     for after, limit in SPAN_PAGES:
         page = await listings.read_master(7, after, limit, None)
         assert page == await scripting.read_listing(where, after, limit), (after, limit)
+    for builderid in (70, 71):
+        on_builder = WorkerFilter(builderid=builderid)
+        for after, limit in SPAN_PAGES:
+            page = await listings.read_builder(builderid, after, limit, None)
+            assert page == await scripting.read_listing(on_builder, after, limit), (after, limit)
     whole = await listings.read_master(7, 0, None, None)
     assert isinstance(whole, Listing)
     assert [w["id"] for w in json.loads(b"[" + whole.docs + b"]")] == on_seven
