@@ -456,10 +456,10 @@ class RedisStore:
         masterid, leave_out = where.masterid, self._left_out_by(where)
         with redis_errors():
             if masterid is not None and where == WorkerFilter(masterid):
-                return await self._sorted.read_master(masterid, after, limit, budget)
+                return await self._sorted.read_by("masterid", masterid, after, limit, budget)
             builderid = where.builderid
             if builderid is not None and where == WorkerFilter(builderid=builderid):
-                return await self._sorted.read_builder(builderid, after, limit, budget)
+                return await self._sorted.read_by("builderid", builderid, after, limit, budget)
             if leave_out is not None:
                 return await self._sorted.read(after, limit, budget, leave_out)
         return Outcome.USE_SCRIPT

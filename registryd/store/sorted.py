@@ -47,7 +47,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import structlog
 from redis.asyncio import Redis
@@ -57,7 +57,14 @@ from redis.exceptions import ResponseError
 from registryd.ports import Listing
 from registryd.store.keys import Keys
 
-__all__ = ["SORTED_MAX", "Outcome", "SortedListings", "cut_to_builder", "cut_to_master"]
+__all__ = [
+    "SORTED_MAX",
+    "Outcome",
+    "SortedListings",
+    "SpanFilter",
+    "cut_to_builder",
+    "cut_to_master",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +72,8 @@ log = structlog.get_logger(__name__)
 SORTED_MAX: Final = 10_000
 #: Documents a page with ids left out reads beyond its estimated share of them.
 _MARGIN: Final = 16
+#: The id filters a listing of span sets serves alone.
+SpanFilter = Literal["masterid", "builderid"]
 #: Worker ids a set of a split index holds (``_lib.lua``'s ``ID_SPAN``).
 ID_SPAN: Final = 512
 #: A master's span sets one ``MULTI`` of its listing sorts (about 10,000 ids).
@@ -185,35 +194,23 @@ class SortedListings:
         return [doc for wid, doc in zip(pairs[::2], pairs[1::2], strict=True)
                 if doc is not None and wid not in drop]  # fmt: skip
 
-    async def read_master(
-        self, masterid: int, after: int, limit: int | None, budget: int | None
+    async def read_by(
+        self, field: SpanFilter, value: int, after: int, limit: int | None, budget: int | None
     ) -> Listing | Outcome:
-        """``getWorkers(masterid=...)``: the master's span sets in id order, each document cut.
+        """``getWorkers(masterid=...)`` or ``getWorkers(builderid=...)`` alone.
 
-        Raises what redis-py raises for a lost connection (the store maps it).
+        The filter's span sets in id order, each document cut to its pairs. Raises what
+        redis-py raises for a lost connection (the store maps it).
         """
-        sets = f"{self.keys.configured_prefix}{masterid}:"
-        return await self._by_spans(
-            sets, lambda docs: _on_master(docs, masterid), after, limit, budget
-        )
-
-    async def read_builder(
-        self, builderid: int, after: int, limit: int | None, budget: int | None
-    ) -> Listing | Outcome:
-        """``getWorkers(builderid=...)``: the builder's span sets in id order, each cut.
-
-        Raises what redis-py raises for a lost connection (the store maps it).
-        """
-        sets = f"{self.keys.builder_prefix}{builderid}:"
-        return await self._by_spans(
-            sets, lambda docs: _on_builder(docs, builderid), after, limit, budget
-        )
-
-    async def _by_spans(
-        self, sets: str, cut: _Cut, after: int, limit: int | None, budget: int | None
-    ) -> Listing | Outcome:
         if limit is not None and limit > SORTED_MAX:
             return Outcome.USE_SCRIPT
+        by_master = field == "masterid"
+        prefix = self.keys.configured_prefix if by_master else self.keys.builder_prefix
+        sets, on_pairs = f"{prefix}{value}:", _on_master if by_master else _on_builder
+
+        def cut(docs: Sequence[bytes | None]) -> Listing:
+            return on_pairs(docs, value)
+
         return await self._guarded(
             lambda p: self._spans(_SpanAsk(p, sets, cut, after, limit, budget))
         )

@@ -24,7 +24,7 @@ from registryd.ports import Listing
 from registryd.registry import WorkerFilter
 from registryd.store import Keys, RedisStore, StoreSettings
 from registryd.store import sorted as sorted_module
-from registryd.store.sorted import Outcome, SortedListings
+from registryd.store.sorted import Outcome, SortedListings, SpanFilter
 from tests.harness import PrivateRedis
 
 pytestmark = pytest.mark.integration
@@ -142,7 +142,7 @@ async def test_a_refused_sort_turns_the_path_off() -> None:
         assert Outcome.USE_SCRIPT == await listings.read(0, None, None)
         assert listings.pattern is None
         masters = SortedListings(user, store.keys)  # the sort refused inside its MULTI
-        assert Outcome.USE_SCRIPT == await masters.read_master(1, 0, None, None)
+        assert Outcome.USE_SCRIPT == await masters.read_by("masterid", 1, 0, None, None)
         assert masters.pattern is None
         listing = await store.read_listing(ALL)
         assert listing is not None
@@ -297,44 +297,29 @@ async def _multi_master(store: RedisStore) -> None:
 MASTER_PAGES = [(0, None), (0, 1), (0, 4), (0, 100), (3, 4), (12, None), (29, 2), (500, None)]
 
 
+ID_FILTERS: list[tuple[SpanFilter, int]] = [("masterid", m) for m in (1, 2, 3, 4, 5)] + [
+    ("builderid", b) for b in (11, 12, 15, 25, 41, 45, 99)
+]
+
+
 @pytest.mark.parametrize(("after", "limit"), MASTER_PAGES)
-@pytest.mark.parametrize("masterid", [1, 2, 3, 4, 5])
-async def test_master_listings_agree_with_the_script(
-    redis: Redis, prefix: str, masterid: int, after: int, limit: int | None
+@pytest.mark.parametrize("id_filter", ID_FILTERS, ids=str)
+async def test_id_filtered_listings_agree_with_the_script(
+    redis: Redis, prefix: str, id_filter: tuple[SpanFilter, int], after: int, limit: int | None
 ) -> None:
-    """``masterid`` listings sorted and cut in Python are the script's, byte for byte."""
+    """``masterid`` and ``builderid`` listings sorted and cut in Python are the script's."""
+    field, value = id_filter
     keys = Keys(prefix)
     sorting = RedisStore(redis, keys)
     scripting = RedisStore(redis, keys, StoreSettings(sorted_listings=False))
     await sorting.init_epoch()
     await _multi_master(sorting)
-    where = WorkerFilter(masterid=masterid)
+    where = WorkerFilter(masterid=value) if field == "masterid" else WorkerFilter(builderid=value)
     got = await sorting.read_listing(where, after, limit)
     assert got == await scripting.read_listing(where, after, limit)
     assert got is not None
     # The sort answered itself, and over the budget by one byte alike.
-    assert got == await SortedListings(redis, keys).read_master(masterid, after, limit, None)
-    if got.count:
-        for store in (sorting, scripting):
-            assert await store.read_listing(where, after, limit, len(got.docs) - 1) is None
-
-
-@pytest.mark.parametrize(("after", "limit"), MASTER_PAGES)
-@pytest.mark.parametrize("builderid", [11, 12, 15, 25, 41, 45, 99])
-async def test_builder_listings_agree_with_the_script(
-    redis: Redis, prefix: str, builderid: int, after: int, limit: int | None
-) -> None:
-    """``builderid`` listings sorted and cut in Python are the script's, byte for byte."""
-    keys = Keys(prefix)
-    sorting = RedisStore(redis, keys)
-    scripting = RedisStore(redis, keys, StoreSettings(sorted_listings=False))
-    await sorting.init_epoch()
-    await _multi_master(sorting)
-    where = WorkerFilter(builderid=builderid)
-    got = await sorting.read_listing(where, after, limit)
-    assert got == await scripting.read_listing(where, after, limit)
-    assert got is not None
-    assert got == await SortedListings(redis, keys).read_builder(builderid, after, limit, None)
+    assert got == await SortedListings(redis, keys).read_by(field, value, after, limit, None)
     if got.count:
         for store in (sorting, scripting):
             assert await store.read_listing(where, after, limit, len(got.docs) - 1) is None
@@ -348,7 +333,7 @@ async def test_a_master_listing_cut_matches_what_the_worker_is_on(
     store = RedisStore(redis, keys)
     await store.init_epoch()
     await _multi_master(store)
-    listing = await SortedListings(redis, keys).read_master(2, 0, None, None)
+    listing = await SortedListings(redis, keys).read_by("masterid", 2, 0, None, None)
     assert isinstance(listing, Listing)
     workers = json.loads(b"[" + listing.docs + b"]")
     assert 14 == len(workers) == listing.count  # i (0..29) with the bit of master 2 set
@@ -390,18 +375,20 @@ async def test_a_master_across_span_sets_agrees_with_the_script(
     listings = SortedListings(redis, keys)
     where = WorkerFilter(masterid=7)
     for after, limit in SPAN_PAGES:
-        page = await listings.read_master(7, after, limit, None)
+        page = await listings.read_by("masterid", 7, after, limit, None)
         assert page == await scripting.read_listing(where, after, limit), (after, limit)
     for builderid in (70, 71):
         on_builder = WorkerFilter(builderid=builderid)
         for after, limit in SPAN_PAGES:
-            page = await listings.read_builder(builderid, after, limit, None)
+            page = await listings.read_by("builderid", builderid, after, limit, None)
             assert page == await scripting.read_listing(on_builder, after, limit), (after, limit)
-    whole = await listings.read_master(7, 0, None, None)
+    whole = await listings.read_by("masterid", 7, 0, None, None)
     assert isinstance(whole, Listing)
     assert [w["id"] for w in json.loads(b"[" + whole.docs + b"]")] == on_seven
-    assert whole == await listings.read_master(7, 0, None, len(whole.docs))
-    assert Outcome.OVER_BUDGET == await listings.read_master(7, 0, None, len(whole.docs) - 1)
+    assert whole == await listings.read_by("masterid", 7, 0, None, len(whole.docs))
+    assert Outcome.OVER_BUDGET == await listings.read_by(
+        "masterid", 7, 0, None, len(whole.docs) - 1
+    )
 
 
 async def test_a_master_listing_stops_at_the_budget(
@@ -414,7 +401,9 @@ async def test_a_master_listing_stops_at_the_budget(
     await store.init_epoch()
     await _across_spans(store)
     ran = _count_pipelines(monkeypatch)
-    assert Outcome.OVER_BUDGET == await SortedListings(redis, keys).read_master(7, 0, None, 100)
+    assert Outcome.OVER_BUDGET == await SortedListings(redis, keys).read_by(
+        "masterid", 7, 0, None, 100
+    )
     assert 1 == len(ran)
 
 
@@ -431,9 +420,9 @@ async def test_a_write_between_a_masters_span_reads_goes_to_the_script(
     written = _write_after_first_sort(
         monkeypatch, store, SetWorkerGraceful(workerid=on_seven[-1], graceful=True)
     )
-    assert Outcome.USE_SCRIPT == await listings.read_master(7, 0, None, None)
+    assert Outcome.USE_SCRIPT == await listings.read_by("masterid", 7, 0, None, None)
     assert written
-    assert isinstance(await listings.read_master(7, 0, None, None), Listing)
+    assert isinstance(await listings.read_by("masterid", 7, 0, None, None), Listing)
 
 
 @pytest.mark.parametrize("masterid", [1, 2, 3])
