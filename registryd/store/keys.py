@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["LAYOUT_VERSION", "SCRIPT_KEYS", "Keys", "script_key_suffixes"]
+__all__ = ["ID_SPAN", "LAYOUT_VERSION", "SCRIPT_KEYS", "Keys", "script_key_suffixes"]
 
 #: The Lua name of each fixed key and per-entity key prefix, and its :class:`Keys` attribute.
 SCRIPT_KEYS: tuple[tuple[str, str], ...] = (
@@ -41,6 +41,11 @@ SCRIPT_KEYS: tuple[tuple[str, str], ...] = (
     ("P_SESSION", "session_prefix"),
     ("P_HOLDER", "holder_prefix"),
 )
+
+#: Worker ids one set of a split index holds (builder, configured and connected sets,
+#: ``<prefix><id>:<worker id // ID_SPAN>``): at most Redis's default
+#: ``set-max-intset-entries``, so that each set stays an intset.
+ID_SPAN: Final = 512
 
 #: The layout of the keys this version writes; ``RedisStore.init_epoch`` migrates an
 #: older one at start (``migrate.lua``). 1 (no layout key): the worker was a hash of
@@ -151,8 +156,8 @@ class Keys:
     def builder_prefix(self) -> str:
         """Prefix of ``<prefix><builderid>:<span>``: set of worker ids with a pair on it.
 
-        ``span`` is the worker id // 512: each set holds at most 512 ids, so that it stays
-        an intset (``_lib.lua``, ``ID_SPAN``).
+        ``span`` is the worker id // :data:`ID_SPAN`: each set holds at most that many
+        ids, so that it stays an intset.
         """
         return f"{self.base}:bld:"
 
@@ -180,8 +185,9 @@ class Keys:
     def configured_prefix(self) -> str:
         """Prefix of ``<prefix><masterid>:<span>``: set of worker ids with pairs on that master.
 
-        Split by worker id // 512 as :attr:`builder_prefix` is, so that a master's listing
-        sorts its sets one short span at a time, in span order (``sorted.py``).
+        Split by worker id // :data:`ID_SPAN` as :attr:`builder_prefix` is, so that a
+        master's listing sorts its sets one short span at a time, in span order
+        (``sorted.py``).
         """
         return f"{self.base}:mcfg:"
 
@@ -189,7 +195,7 @@ class Keys:
     def connected_prefix(self) -> str:
         """Prefix of ``<prefix><masterid>:<span>``: set of worker ids connected to it.
 
-        Split by worker id // 512 as :attr:`builder_prefix` is.
+        Split by worker id // :data:`ID_SPAN` as :attr:`builder_prefix` is.
         """
         return f"{self.base}:mconn:"
 

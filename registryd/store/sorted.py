@@ -30,9 +30,9 @@ graceful) set, read in the same ``MULTI``, are dropped, and the sort reads as ma
 more documents as that set holds, so a page still fills.
 
 ``masterid`` alone, or ``builderid`` alone: the master's (builder's) set is split by
-worker id (``ID_SPAN`` ids a set, as ``_lib.lua`` writes it), so ``SORT_RO <span set>
+worker id (:data:`~registryd.store.keys.ID_SPAN` ids a set), so ``SORT_RO <span set>
 GET <worker_prefix>*`` of each span, in span order, gives its documents by ascending
-id, read in C; a span's set holds at most 512 ids, so each sort is short.
+id, read in C; a span's set is small, so each sort is short.
 :data:`SPANS_A_READ` spans go in one ``MULTI`` that also reads the epoch, the revision
 and the next worker id (the same three every time: one snapshot; the first one's next
 worker id says which span is the last), from ``after``'s span on, until the page is
@@ -55,7 +55,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 from registryd.ports import Listing
-from registryd.store.keys import Keys
+from registryd.store.keys import ID_SPAN, Keys
 
 __all__ = [
     "SORTED_MAX",
@@ -74,8 +74,6 @@ SORTED_MAX: Final = 10_000
 _MARGIN: Final = 16
 #: The id filters a listing of span sets serves alone.
 SpanFilter = Literal["masterid", "builderid"]
-#: Worker ids a set of a split index holds (``_lib.lua``'s ``ID_SPAN``).
-ID_SPAN: Final = 512
 #: A master's span sets one ``MULTI`` of its listing sorts (about 10,000 ids).
 SPANS_A_READ: Final = 20
 

@@ -215,8 +215,7 @@ end
 -- and connected workers (P_CFG, P_CONN .. masterid) are split by worker id, ID_SPAN ids
 -- a set, named "<prefix><id>:<worker id // ID_SPAN>", so that each stays an intset (Redis's
 -- set-max-intset-entries, 512 by default): a member costs 2 to 4 bytes instead of about
--- 45 in a hashtable set.
-local ID_SPAN = 512
+-- 45 in a hashtable set. ID_SPAN comes in the prelude, from registryd/store/keys.py.
 
 local function span_key(prefix, id, member)
   return prefix .. id .. ':' .. string.format('%d', math.floor(tonumber(member) / ID_SPAN))
