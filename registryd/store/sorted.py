@@ -202,15 +202,14 @@ class SortedListings:
         """
         if limit is not None and limit > SORTED_MAX:
             return Outcome.USE_SCRIPT
-        by_master = field == "masterid"
-        prefix = self.keys.configured_prefix if by_master else self.keys.builder_prefix
-        sets, on_pairs = f"{prefix}{value}:", _on_master if by_master else _on_builder
+        prefix = self.keys.configured_prefix if field == "masterid" else self.keys.builder_prefix
+        all_kept, cut_to = _CUTS[field]
 
         def cut(docs: Sequence[bytes | None]) -> Listing:
-            return on_pairs(docs, value)
+            return _cut_down(docs, value, all_kept, cut_to)
 
         return await self._guarded(
-            lambda p: self._spans(_SpanAsk(p, sets, cut, after, limit, budget))
+            lambda p: self._spans(_SpanAsk(p, f"{prefix}{value}:", cut, after, limit, budget))
         )
 
     async def _spans(self, ask: _SpanAsk) -> Listing | Outcome:
@@ -335,11 +334,7 @@ def cut_to_master(doc: bytes, masterid: int) -> bytes | None:
     # equal counts mean that no pair is on another master.
     if conn in (b"", mid) and doc.count(b'"masterid":') == doc.count(b'"masterid":' + mid + b"}"):
         return doc
-    tail = _TAIL.fullmatch(doc, start)
-    if tail is None:
-        raise ValueError(f"not a worker document: {doc[:80]!r}...")
-    conn, pairs = tail.groups()
-    found = list(_PAIR.finditer(pairs))
+    conn, found = _tail(doc, start)
     kept = [pair[0] for pair in found if pair[2] == mid]
     if not kept:
         return None
@@ -459,23 +454,17 @@ def _drop(pairs: list[bytes | None], drop: set[bytes]) -> Listing:
     return Listing(len(docs), b",".join(docs))
 
 
-def _on_builder(found: Sequence[bytes | None], builderid: int) -> Listing:
-    """The documents found (a missing one is ``None``), cut down to ``builderid``.
+def _all_on_builder(joined: bytes, builderid: int) -> bool:
+    """Whether no document of ``joined`` (joined by ``,``) loses anything to the cut.
 
     Every ``"builderid":<id>,`` is also a ``"builderid":`` (in ``workerinfo`` too), so
-    equal counts over all of them mean that no pair is on another builder; no
-    ``configured_on`` may be empty (none would be listed).
+    equal counts mean that no pair is on another builder; no ``configured_on`` may be
+    empty (none would be listed).
     """
-    docs = [doc for doc in found if doc is not None]
-    joined = b",".join(docs)
-    if (
-        joined.count(b'"builderid":') != joined.count(b'"builderid":%d,' % builderid)
-        or b'"configured_on":[]' in joined
-    ):
-        cut = (cut_to_builder(doc, builderid) for doc in docs)
-        docs = [doc for doc in cut if doc is not None]
-        joined = b",".join(docs)
-    return Listing(len(docs), joined)
+    return (
+        joined.count(b'"builderid":') == joined.count(b'"builderid":%d,' % builderid)
+        and b'"configured_on":[]' not in joined
+    )
 
 
 def cut_to_builder(doc: bytes, builderid: int) -> bytes | None:
@@ -485,11 +474,7 @@ def cut_to_builder(doc: bytes, builderid: int) -> bytes | None:
     ``connected_to`` stays as it is.
     """
     start = doc.rindex(_CONNECTED) + len(_CONNECTED)
-    tail = _TAIL.fullmatch(doc, start)
-    if tail is None:
-        raise ValueError(f"not a worker document: {doc[:80]!r}...")
-    conn, pairs = tail.groups()
-    found = list(_PAIR.finditer(pairs))
+    conn, found = _tail(doc, start)
     bid = b"%d" % builderid
     kept = [pair[0] for pair in found if pair[1] == bid]
     if not kept:
@@ -499,12 +484,36 @@ def cut_to_builder(doc: bytes, builderid: int) -> bytes | None:
     return b'%s%s],"configured_on":[%s]}' % (doc[:start], conn, b",".join(kept))
 
 
-def _on_master(found: Sequence[bytes | None], masterid: int) -> Listing:
-    """The documents found (a missing one is ``None``), cut down to ``masterid``."""
+def _tail(doc: bytes, start: int) -> tuple[bytes, list[re.Match[bytes]]]:
+    """``connected_to``'s ids (from ``start``, just inside it) and the ``configured_on`` pairs."""
+    tail = _TAIL.fullmatch(doc, start)
+    if tail is None:
+        raise ValueError(f"not a worker document: {doc[:80]!r}...")
+    conn, pairs = tail.groups()
+    return conn, list(_PAIR.finditer(pairs))
+
+
+#: Per id filter: whether joined documents lose nothing to its cut, and the cut.
+_CUTS: Final = {
+    "masterid": (_all_on_master, cut_to_master),
+    "builderid": (_all_on_builder, cut_to_builder),
+}
+
+
+def _cut_down(
+    found: Sequence[bytes | None],
+    value: int,
+    all_kept: Callable[[bytes, int], bool],
+    cut_to: Callable[[bytes, int], bytes | None],
+) -> Listing:
+    """The documents found (a missing one is ``None``), each cut down to the filter's ``value``.
+
+    Joined documents that lose nothing (``all_kept``) are listed as they are, uncut.
+    """
     docs = [doc for doc in found if doc is not None]
     joined = b",".join(docs)
-    if not _all_on_master(joined, masterid):
-        cut = (cut_to_master(doc, masterid) for doc in docs)
+    if not all_kept(joined, value):
+        cut = (cut_to(doc, value) for doc in docs)
         docs = [doc for doc in cut if doc is not None]
         joined = b",".join(docs)
     return Listing(len(docs), joined)
