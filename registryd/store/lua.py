@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Final
 
+from registryd.errors import Internal
 from registryd.models import OPERATIONS, Operation
 from registryd.models.types import canonical_json
 from registryd.protocol import MASTER_KEY, WORKER_KEY
@@ -34,6 +35,7 @@ __all__ = [
     "script_for",
     "source_of",
     "write_args",
+    "write_script",
 ]
 
 _FOLDER: Final = resources.files("registryd.store") / "scripts"
@@ -111,6 +113,13 @@ def _load() -> dict[str, str]:
     return {name: source_of(body) for name, body in bodies.items()}
 
 
+def write_script(op: Operation) -> str:
+    """The script of a write; ``Internal`` for an operation that is not one."""
+    if not op.is_write():
+        raise Internal(f"{op.method} is not a write")
+    return script_for(type(op))
+
+
 def script_for(op: type[Operation]) -> str:
     """The script of a write: its method in snake case (``findWorkerId``: ``find_worker_id``)."""
     return _CAMEL.sub("_", op.method).lower()
@@ -141,7 +150,7 @@ def batch_args(writes: Sequence[tuple[Operation, str | None]]) -> list[str | int
     argv: list[str | int] = []
     for op, message_id in writes:
         args = write_args(op)
-        argv += [script_for(type(op)), message_id or "", len(args), *args]
+        argv += [write_script(op), message_id or "", len(args), *args]
     return argv
 
 

@@ -48,7 +48,7 @@ from registryd.models import WORKER_ADAPTER, ChangesPage, FindWorkerId, Master, 
 from registryd.ports import DUPLICATE, Applied, Listing, LoggedChange, Published, RelayClaim
 from registryd.registry import WorkerFilter
 from registryd.store.keys import LAYOUT_VERSION, Keys
-from registryd.store.lua import BATCH, SOURCES, batch_args, script_for, write_args
+from registryd.store.lua import BATCH, SOURCES, batch_args, write_args, write_script
 from registryd.store.sorted import Outcome, SortedListings
 
 __all__ = ["RedisClient", "RedisStore", "RelayStore", "StoreSettings", "redis_errors"]
@@ -152,12 +152,6 @@ def _aimed_at(node: object) -> dict[str, Any]:
 def _applied(reply: object) -> Applied:
     count = int(reply)  # type: ignore[call-overload]
     return DUPLICATE if count == _LUA_DUPLICATE else count
-
-
-def _write_script(op: Operation) -> str:
-    if not op.is_write():
-        raise Internal(f"{op.method} is not a write")
-    return script_for(type(op))
 
 
 class RedisStore:
@@ -306,7 +300,7 @@ class RedisStore:
         self, op: Operation, message_id: str | None = None, now_ms: int | None = None
     ) -> Applied:
         """Apply one write; the number of changes it logged, or :data:`DUPLICATE`."""
-        script = _write_script(op)
+        script = write_script(op)
         reply = await self.run_script(
             script, *write_args(op), message_id=message_id, now_ms=now_ms, durable=True
         )
@@ -349,7 +343,7 @@ class RedisStore:
         target = _aimed_at(node)
         if len(ops) == 1:
             op, message_id = ops[0]
-            script, argv = _write_script(op), self._argv(write_args(op), message_id, None)
+            script, argv = write_script(op), self._argv(write_args(op), message_id, None)
         else:
             script, argv = BATCH, self._argv(batch_args(ops), None, None)
         self._evalsha(pipe, self._scripts[script].sha, argv, **target)
@@ -408,7 +402,7 @@ class RedisStore:
     async def find_worker_id(self, name: str) -> int:
         """``findWorkerId``: the id of ``name``, creating the worker when it is new."""
         op = FindWorkerId(name=name)
-        return int(await self.run_script(_write_script(op), *write_args(op), durable=True))
+        return int(await self.run_script(write_script(op), *write_args(op), durable=True))
 
     async def expire_masters(self, now_ms: int | None = None, limit: int = 100) -> list[int]:
         """Expire every master whose lease ended; each exactly once across processes."""

@@ -225,7 +225,8 @@ class SortedListings:
         joining, stamp, start = _Joining(ask.budget), None, ask.after // ID_SPAN
         last = None
         while last is None or start <= last:
-            spans = range(start, min(start + SPANS_A_READ, max(last or self._last_span, start) + 1))
+            known = self._last_span if last is None else last
+            spans = range(start, min(start + SPANS_A_READ, max(known, start) + 1))
             # MULTI and EXEC as plain commands: redis-py's transaction costs more here.
             pipe = self.redis.pipeline(transaction=False)
             pipe.execute_command("MULTI")

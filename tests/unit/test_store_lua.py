@@ -6,10 +6,19 @@ import re
 
 import pytest
 
-from registryd.models import OPERATIONS, Operation, SetWorkerPaused, WorkerConfigured
+from registryd.errors import Internal
+from registryd.models import OPERATIONS, GetWorker, Operation, SetWorkerPaused, WorkerConfigured
 from registryd.models.ops import MasterHeartbeat, WorkerConnected
 from registryd.store.keys import SCRIPT_KEYS, Keys
-from registryd.store.lua import SOURCES, lua_template, prelude, script_for, write_args
+from registryd.store.lua import (
+    SOURCES,
+    batch_args,
+    lua_template,
+    prelude,
+    script_for,
+    write_args,
+    write_script,
+)
 
 WRITES = sorted((op for op in OPERATIONS.values() if op.is_write()), key=lambda op: op.method)
 
@@ -84,3 +93,12 @@ def test_lua_template_concatenates_literals_and_variables(template: str, expecte
 def test_write_args_encode_the_fields_in_model_order(op: Operation, expected: list[str]) -> None:
     """Ids as decimals, flags 1/0, text and null as JSON, objects canonical, lists joined."""
     assert expected == write_args(op)
+
+
+def test_a_read_is_not_a_write_alone_or_in_a_batch() -> None:
+    """A read handed to a write path is refused before anything is sent, batched or not."""
+    read = GetWorker(workerid=1)
+    with pytest.raises(Internal, match="getWorker is not a write"):
+        write_script(read)
+    with pytest.raises(Internal, match="getWorker is not a write"):
+        batch_args([(SetWorkerPaused(workerid=1, paused=True), None), (read, None)])
