@@ -199,6 +199,8 @@ class Expiry:
     notified: int = 0
     repeats: int = 0
     order_ok: bool = True
+    #: How far the wall clock moved against the monotonic one during the wait (s).
+    clock_step: float = 0.0
 
 
 async def _configure_expiring(subscriber: Subscriber, store: RedisStore, connect: bool) -> None:
@@ -241,6 +243,9 @@ async def expiry_seconds(
     wall_minus_perf = time.time() - time.perf_counter()
     await collector.wait(lease + 60)
     subscriber.sink = None
+    # Redis decides the expiry by the wall clock, the arrival is timed by the monotonic
+    # one: a clock step between the two (NTP, a paused VM) moves the expiry by as much.
+    result.clock_step = time.time() - time.perf_counter() - wall_minus_perf
     last = collector.received[0]
     result.expiry = last + wall_minus_perf - lease_end_ms / 1000
     result.notified = len(collector.received)
