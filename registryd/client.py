@@ -38,6 +38,7 @@ import re
 import ssl
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from types import TracebackType
 from typing import Any, Final, Generic, Literal, Self, TypeVar
@@ -121,6 +122,15 @@ _MASTERS: Final = TypeAdapter(_Ok[list[Master]])
 _CHANGES: Final = TypeAdapter(_Ok[ChangesPage])
 
 
+@dataclass(slots=True)
+class _Pending:
+    """A request waiting for its reply."""
+
+    reply: asyncio.Future[bytes]
+    #: The channel it went out on, once it is being published.
+    channel: AbstractChannel | None = None
+
+
 class RegistryClient:
     """A connection to one registry (one prefix): RPC, events and subscriptions.
 
@@ -156,9 +166,7 @@ class RegistryClient:
         #: whether *we* closed it, not whether the broker or the network did.
         self._lost = False
         connection.close_callbacks.add(self._on_connection_closed)
-        self._pending: dict[str, asyncio.Future[bytes]] = {}
-        #: The channel each pending request went out on (once it is being published).
-        self._sent_on: dict[str, AbstractChannel] = {}
+        self._pending: dict[str, _Pending] = {}
         self._rpc: AbstractChannel | None = None
         #: The RPC queue was seen since the RPC channel opened (see :meth:`_check_rpc_queue`).
         self._rpc_queue_seen = False
@@ -310,18 +318,18 @@ class RegistryClient:
             expiration=timeout,
             user_id=self.user,
         )
-        reply = asyncio.get_running_loop().create_future()
-        self._pending[correlation_id] = reply
+        pending = _Pending(asyncio.get_running_loop().create_future())
+        self._pending[correlation_id] = pending
         try:
             async with asyncio.timeout(timeout):
                 channel = await self._rpc_channel()
                 if not self._rpc_queue_seen:
                     await self._check_rpc_queue()
-                self._sent_on[correlation_id] = channel
+                pending.channel = channel
                 await channel.default_exchange.publish(message, self.names.rpc, mandatory=False)
                 if on_sent is not None:
                     on_sent()
-                body: bytes = await reply
+                body: bytes = await pending.reply
         except TimeoutError:
             raise RpcTimeout(
                 f"{method}: no reply from {self.names.rpc} within {timeout} s"
@@ -335,7 +343,6 @@ class RegistryClient:
             raise Unavailable(f"{method}: RabbitMQ failed: {exc!r}") from exc
         finally:
             self._pending.pop(correlation_id, None)
-            self._sent_on.pop(correlation_id, None)
         return body
 
     async def execute(
@@ -405,25 +412,24 @@ class RegistryClient:
             self._rpc_queue_seen = True
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
-        reply = self._pending.get(message.correlation_id or "")
-        if reply is None or reply.done():
+        pending = self._pending.get(message.correlation_id or "")
+        if pending is None or pending.reply.done():
             log.debug("reply nobody waits for", correlation_id=message.correlation_id)
             return
-        reply.set_result(message.body)
+        pending.reply.set_result(message.body)
 
     def _on_rpc_closed(self, channel: object, exc: BaseException | None) -> None:
         # Only the requests sent on that channel: its callback can run after the client
         # moved on to a new connection (a connection found closed on opening a channel).
         error = Unavailable(f"the RPC channel closed: {exc!r}")
-        for cid, sent_on in list(self._sent_on.items()):
-            reply = self._pending.get(cid)
-            if sent_on is channel and reply is not None and not reply.done():
-                reply.set_exception(error)
+        for pending in list(self._pending.values()):
+            if pending.channel is channel and not pending.reply.done():
+                pending.reply.set_exception(error)
 
     def _fail_pending(self, error: RegistryError) -> None:
-        for reply in self._pending.values():
-            if not reply.done():
-                reply.set_exception(error)
+        for pending in self._pending.values():
+            if not pending.reply.done():
+                pending.reply.set_exception(error)
 
     # -- typed operations --------------------------------------------------------------
 
