@@ -223,17 +223,11 @@ json_option = click.option("--json", "as_json", is_flag=True, help="One JSON doc
 
 def _failure(error: BaseException, settings: Settings) -> tuple[str, int]:
     """The one line and exit code of a failed command; refusals say what to correct."""
-    from registryd.diagnose import refusal  # noqa: PLC0415
+    from registryd.diagnose import configured_refusal  # noqa: PLC0415
     from registryd.errors import RegistryError  # noqa: PLC0415
     from registryd.operator import Exit, Refused, exit_code  # noqa: PLC0415
 
-    found = refusal(
-        error,
-        amqp_url=settings.amqp_urls[0],
-        redis_url=settings.redis_url,
-        amqp_tls=settings.amqp_tls,
-        redis_tls=settings.redis_tls,
-    )
+    found = configured_refusal(error, settings)
     if found is not None:
         return found.message, Exit.UNAVAILABLE
     if isinstance(error, RegistryError):

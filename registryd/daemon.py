@@ -169,12 +169,7 @@ class Daemon:
         #: systemd's notification socket (``$NOTIFY_SOCKET``; does nothing without one).
         self.notifier = Notifier() if notifier is None else notifier
         #: A refused login or vhost is said once, as such: retrying will not fix it.
-        self.refusals = RefusalLog(
-            amqp_url=settings.amqp_urls[0],
-            redis_url=settings.redis_url,
-            amqp_tls=settings.amqp_tls,
-            redis_tls=settings.redis_tls,
-        )
+        self.refusals = RefusalLog(settings)
         self.health.watch(self._announce)
         self._ready_told = False
         self._crash_aged: asyncio.TimerHandle | None = None

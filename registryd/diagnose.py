@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import re
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
 import structlog
@@ -41,7 +41,14 @@ from redis.exceptions import ResponseError as RedisResponseError
 
 from registryd.tls import Backend, TlsFiles
 
-__all__ = ["NO_RETRY", "Refusal", "RefusalLog", "refusal"]
+__all__ = [
+    "NO_RETRY",
+    "BackendSettings",
+    "Refusal",
+    "RefusalLog",
+    "configured_refusal",
+    "refusal",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -244,6 +251,37 @@ def refusal(
     return None
 
 
+class BackendSettings(Protocol):
+    """The settings that name the backends (:class:`registryd.config.Settings` has them)."""
+
+    @property
+    def amqp_urls(self) -> Sequence[str]:
+        """The broker URLs; the first one is named."""
+
+    @property
+    def redis_url(self) -> str:
+        """The Redis URL."""
+
+    @property
+    def amqp_tls(self) -> TlsFiles:
+        """The broker's TLS files."""
+
+    @property
+    def redis_tls(self) -> TlsFiles:
+        """Redis's TLS files."""
+
+
+def configured_refusal(error: BaseException, settings: BackendSettings) -> Refusal | None:
+    """:func:`refusal`, the backends named as ``settings`` configure them."""
+    return refusal(
+        error,
+        amqp_url=settings.amqp_urls[0],
+        redis_url=settings.redis_url,
+        amqp_tls=settings.amqp_tls,
+        redis_tls=settings.redis_tls,
+    )
+
+
 class RefusalLog:
     """Logs each distinct refusal once, at error level, however often it is retried.
 
@@ -251,24 +289,13 @@ class RefusalLog:
     :meth:`forget` after a success, so that a later refusal is logged again.
     """
 
-    def __init__(
-        self,
-        *,
-        amqp_url: str,
-        redis_url: str,
-        amqp_tls: TlsFiles = _NO_TLS,
-        redis_tls: TlsFiles = _NO_TLS,
-    ) -> None:
-        self._urls = (amqp_url, redis_url)
-        self._tls = (amqp_tls, redis_tls)
+    def __init__(self, settings: BackendSettings) -> None:
+        self._settings = settings
         self._logged: set[str] = set()
 
     def __call__(self, error: BaseException) -> Refusal | None:
         """The refusal behind ``error`` (logged if it is new), or ``None``."""
-        (amqp_url, redis_url), (amqp_tls, redis_tls) = self._urls, self._tls
-        found = refusal(
-            error, amqp_url=amqp_url, redis_url=redis_url, amqp_tls=amqp_tls, redis_tls=redis_tls
-        )
+        found = configured_refusal(error, self._settings)
         if found is not None and found.message not in self._logged:
             self._logged.add(found.message)
             log.error(found.message, backend=found.backend, refusal=found.reason, hint=NO_RETRY)

@@ -6,7 +6,7 @@ import asyncio
 
 from registryd.config import Settings
 from registryd.daemon import connect_amqp
-from registryd.diagnose import refusal
+from registryd.diagnose import configured_refusal
 from registryd.logs import mask
 from registryd.redis_client import close_redis, connect_redis
 
@@ -28,13 +28,7 @@ async def _rabbitmq(settings: Settings) -> None:
 
 def _why(error: BaseException, settings: Settings) -> str:
     """A refusal explained (with its hint), or the error's own text."""
-    found = refusal(
-        error,
-        amqp_url=settings.amqp_urls[0],
-        redis_url=settings.redis_url,
-        amqp_tls=settings.amqp_tls,
-        redis_tls=settings.redis_tls,
-    )
+    found = configured_refusal(error, settings)
     if found is not None:
         return found.message
     if isinstance(error, TimeoutError):

@@ -18,6 +18,7 @@ from registryd.errors import ConfigError, Unavailable
 
 AMQP = "amqp://ci:secret@mq.example.org:5672/ci"
 REDIS = "redis://reg:secret@r.example.org:6379/0"
+_SETTINGS = load_settings(environ={"REGISTRYD_AMQP_URL": AMQP, "REGISTRYD_REDIS_URL": REDIS})
 
 
 def _error(tmp_path: Path, toml: str | None = None, **environ: str) -> str:
@@ -295,7 +296,7 @@ def test_failures_that_may_heal_are_no_refusal(error: Exception) -> None:
 
 def test_a_refusal_is_logged_once_however_often_it_is_retried() -> None:
     """The log names it once at error level (backend, reason, hint), then stays quiet."""
-    refusals = RefusalLog(amqp_url=AMQP, redis_url=REDIS)
+    refusals = RefusalLog(_SETTINGS)
     with structlog.testing.capture_logs() as logs:
         for _ in range(3):
             refusals(Unavailable("session ended"))
@@ -312,7 +313,7 @@ def test_a_refusal_is_logged_once_however_often_it_is_retried() -> None:
 
 def test_a_refusal_is_logged_again_after_a_success() -> None:
     """forget() after the backend accepted us: the next refusal is news and is logged."""
-    refusals = RefusalLog(amqp_url=AMQP, redis_url=REDIS)
+    refusals = RefusalLog(_SETTINGS)
     with structlog.testing.capture_logs() as logs:
         refusals(ProbableAuthenticationError("ACCESS_REFUSED"))
         refusals.forget()
