@@ -25,9 +25,13 @@ the revision: every write to a document takes a revision, so the same pair in ev
 chunk means one snapshot (a different one gives the listing to the script), and the
 reading stops as soon as the documents are over the reply's budget.
 
-``paused=false`` and ``graceful=false`` sort the same way: the ids of the paused (or
-graceful) set, read in the same ``MULTI``, are dropped, and the sort reads as many
-more documents as that set holds, so a page still fills.
+``paused=false`` and ``graceful=false`` sort the same way. The ids of the paused (or
+graceful) set, read in the same ``MULTI``, are cut out by position: a registry's ids
+are 1 to its next worker id, none ever removed, so the sort's document at offset ``p``
+is worker ``p + 1``'s, and no id needs reading back (no ``GET #``, for any of these
+listings). A registry found otherwise (counted in the same round trip as the sets)
+lists a false flag through the script. A page reads as many more documents as the set
+holds, so that it still fills.
 
 ``masterid`` alone, or ``builderid`` alone: the master's (builder's) set is split by
 worker id (:data:`~registryd.store.keys.ID_SPAN` ids a set), so ``SORT_RO <span set>
@@ -59,6 +63,7 @@ from registryd.store.keys import ID_SPAN, Keys
 
 __all__ = [
     "SORTED_MAX",
+    "FalseFlag",
     "Outcome",
     "SortedListings",
     "SpanFilter",
@@ -74,6 +79,8 @@ SORTED_MAX: Final = 10_000
 _MARGIN: Final = 16
 #: The id filters a listing of span sets serves alone.
 SpanFilter = Literal["masterid", "builderid"]
+#: The flags a sorted listing lists the false ones of.
+FalseFlag = Literal["paused", "graceful"]
 #: A master's span sets one ``MULTI`` of its listing sorts (about 10,000 ids).
 SPANS_A_READ: Final = 20
 
@@ -104,15 +111,15 @@ class SortedListings:
         after: int,
         limit: int | None,
         budget: int | None,
-        leave_out: Sequence[str] = (),
+        false: Sequence[FalseFlag] = (),
     ) -> Listing | Outcome:
         """The workers above ``after`` (at most ``limit``), by ascending id, joined.
 
-        ``leave_out``: sets of ids not to list (``paused=false`` leaves out the paused
-        set): the sort reads that many more documents and drops theirs.
+        ``false``: the flags a listed worker has false (``paused=false``): the sort reads
+        as many more documents as have it true and drops those.
         Raises what redis-py raises for a lost connection (the store maps it).
         """
-        return await self._guarded(lambda p: self._read(p, after, limit, budget, leave_out))
+        return await self._guarded(lambda p: self._read(p, after, limit, budget, false))
 
     async def _guarded(
         self, read: Callable[[str], Awaitable[Listing | Outcome]]
@@ -137,15 +144,34 @@ class SortedListings:
         after: int,
         limit: int | None,
         budget: int | None,
-        leave_out: Sequence[str],
+        false: Sequence[FalseFlag],
     ) -> Listing | Outcome:
-        before, remaining, left_out = await self._counts(after, leave_out)
+        sets = [self.keys.paused if flag == "paused" else self.keys.graceful for flag in false]
+        before, remaining, left_out, dense = await self._counts(after, sets)
         if remaining == 0:
             return Listing(0, b"")
+        if sets and not dense:
+            return Outcome.USE_SCRIPT
+        keep = _Keep(sets)
         if limit is None:
-            sort = ("SORT_RO", self.keys.workers, "BY", "nosort", "GET", "#", "GET", pattern)
-            planned = _Planned(self.keys.workers, after, before, remaining, leave_out)
-            return await self._in_chunks(sort, _spans(before, remaining), budget, planned)
+            sort = ("SORT_RO", self.keys.workers, "BY", "nosort", "GET", pattern)
+            planned = _Planned(self.keys.workers, after, before, remaining)
+            return await self._in_chunks(sort, _spans(before, remaining), budget, planned, keep)
+        counts = (before, remaining, left_out)
+        return await self._page(pattern, counts, after, limit=limit, budget=budget, keep=keep)
+
+    async def _page(
+        self,
+        pattern: str,
+        counts: tuple[int, int, int],
+        after: int,
+        *,
+        limit: int,
+        budget: int | None,
+        keep: _Keep,
+    ) -> Listing | Outcome:
+        """A page of ``limit``; ``counts``: ids up to ``after``, after it, to cut out."""
+        before, remaining, left_out = counts
         # At most left_out of the documents read are dropped: reading that many more
         # than the page always fills it. The ids left out are spread over the
         # registry, so a page first reads about its share of them (half as many
@@ -155,7 +181,7 @@ class SortedListings:
         if full > SORTED_MAX + min(left_out, SORTED_MAX):
             return Outcome.USE_SCRIPT
         for count in [share] if share == full else [share, full]:
-            page = await self._sorted_page(pattern, (before, remaining, count), after, leave_out)
+            page = await self._sorted_page(pattern, (before, remaining, count), after, keep)
             if isinstance(page, Outcome):
                 return page
             if len(page) >= limit or count == remaining:
@@ -167,9 +193,9 @@ class SortedListings:
         pattern: str,
         planned: tuple[int, int, int],
         after: int,
-        leave_out: Sequence[str],
+        keep: _Keep,
     ) -> list[bytes] | Outcome:
-        """``count`` documents from the ``before``-th id, those in ``leave_out`` dropped.
+        """``count`` documents from the ``before``-th id, less those ``keep`` cuts out.
 
         One ``MULTI`` that checks the counts the page was planned on
         (``planned``: ids up to ``after``, after it, and how many to read).
@@ -179,18 +205,14 @@ class SortedListings:
         async with self.redis.pipeline(transaction=True) as tx:
             tx.zcount(workers, "-inf", after)
             tx.zcount(workers, f"({after}", "+inf")
-            for key in leave_out:
-                tx.smembers(key)
+            keep.read(tx)
             tx.execute_command(
-                "SORT_RO", workers, "BY", "nosort", "GET", "#", "GET", pattern,
-                "LIMIT", before, count,
-            )  # fmt: skip
-            now_before, now_remaining, *dropped, pairs = await tx.execute()
+                "SORT_RO", workers, "BY", "nosort", "GET", pattern, "LIMIT", before, count
+            )
+            now_before, now_remaining, *flagged, docs = await tx.execute()
         if now_before != before or (count == remaining and now_remaining != remaining):
             return Outcome.USE_SCRIPT  # the registry changed between the count and the sort
-        drop = set().union(*dropped)
-        return [doc for wid, doc in zip(pairs[::2], pairs[1::2], strict=True)
-                if doc is not None and wid not in drop]  # fmt: skip
+        return keep(docs, before, flagged)
 
     async def read_by(
         self, field: SpanFilter, value: int, after: int, limit: int | None, budget: int | None
@@ -256,29 +278,32 @@ class SortedListings:
         spans: Iterable[tuple[int, int]],
         budget: int | None,
         planned: _Planned,
+        keep: _Keep,
     ) -> Listing | Outcome:
         """``sort`` read span by span (offset, count), as one snapshot.
 
         Every ``MULTI`` reads the epoch and the revision beside its span: a pair other
         than the first chunk's means a write came between them (every write to a
         document takes a revision), and the script lists. The first one also checks
-        ``planned`` and reads its sets to leave out.
+        ``planned``.
         """
-        joining, stamp, drop = _Joining(budget), None, set[bytes]()
+        joining, stamp, flagged = _Joining(budget), None, []
         for offset, count in spans:
             async with self.redis.pipeline(transaction=True) as tx:
                 self._stamp(tx)
                 if stamp is None:
                     planned.check(tx)
+                    keep.read(tx)
                 tx.execute_command(*sort, "LIMIT", offset, count)
-                now, *checked, pairs = await tx.execute()
+                now, *checked, docs = await tx.execute()
             if stamp is None:
                 if not planned.held(checked):
                     return Outcome.USE_SCRIPT
-                stamp, drop = now, set().union(*checked[2:])
+                stamp, flagged = now, checked[2:]
             elif now != stamp:
                 return Outcome.USE_SCRIPT
-            if joining.over(_drop(pairs, drop)):
+            kept = keep(docs, offset, flagged)
+            if joining.over(Listing(len(kept), b",".join(kept))):
                 return Outcome.OVER_BUDGET
         return joining.listing()
 
@@ -286,15 +311,20 @@ class SortedListings:
         """Queue the read of the epoch and the revision: the same pair, the same snapshot."""
         tx.mget(self.keys.epoch, self.keys.revision)
 
-    async def _counts(self, after: int, leave_out: Sequence[str]) -> tuple[int, int, int]:
-        """Ids up to ``after``, after it, and in the sets to leave out: one round trip."""
+    async def _counts(self, after: int, sets: Sequence[str]) -> tuple[int, int, int, bool]:
+        """Ids up to ``after``, after it, in ``sets``, and whether the ids are dense.
+
+        One round trip. Dense: every id from 1 to the next worker id is a worker's.
+        """
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zcount(self.keys.workers, "-inf", after)
             pipe.zcount(self.keys.workers, f"({after}", "+inf")
-            for key in leave_out:
+            pipe.get(self.keys.next_worker_id)
+            for key in sets:
                 pipe.scard(key)
-            before, remaining, *sizes = await pipe.execute()
-        return int(before), int(remaining), sum(map(int, sizes))
+            before, remaining, last, *sizes = await pipe.execute()
+        dense = before == after and before + remaining == int(last or 0)
+        return int(before), int(remaining), sum(map(int, sizes)), dense
 
 
 _CONNECTED: Final = b',"connected_to":['
@@ -416,18 +446,14 @@ class _Joining:
 class _Planned:
     """The counts an unpaged listing was planned on, checked in its first ``MULTI``."""
 
-    def __init__(
-        self, workers: str, after: int, before: int, remaining: int, leave_out: Sequence[str]
-    ) -> None:
-        self.workers, self.after, self.leave_out = workers, after, leave_out
+    def __init__(self, workers: str, after: int, before: int, remaining: int) -> None:
+        self.workers, self.after = workers, after
         self.counts = (before, remaining)
 
     def check(self, tx: Pipeline) -> None:
-        """Queue the counts again, and the members of the sets to leave out."""
+        """Queue the counts again."""
         tx.zcount(self.workers, "-inf", self.after)
         tx.zcount(self.workers, f"({self.after}", "+inf")
-        for key in self.leave_out:
-            tx.smembers(key)
 
     def held(self, answers: list[Any]) -> bool:
         """Whether the counts are still those planned on (no reset, no new worker)."""
@@ -448,11 +474,34 @@ def _spans(offset: int, count: int) -> list[tuple[int, int]]:
             for start in range(offset, offset + count, SORTED_MAX)]  # fmt: skip
 
 
-def _drop(pairs: list[bytes | None], drop: set[bytes]) -> Listing:
-    """The documents of ``GET #``/``GET`` pairs, those of the ids in ``drop`` left out."""
-    docs = [doc for wid, doc in zip(pairs[::2], pairs[1::2], strict=True)
-            if doc is not None and wid not in drop]  # fmt: skip
-    return Listing(len(docs), b",".join(docs))
+class _Keep:
+    """The documents of a sort that a listing keeps: found, their ids in none of the sets.
+
+    The sort's document at offset ``p`` is worker ``p + 1``'s (the ids are dense): the
+    ids of the sets are cut out by position.
+    """
+
+    def __init__(self, sets: Sequence[str]) -> None:
+        self.sets = sets
+
+    def read(self, tx: Pipeline) -> None:
+        """Queue the reads of the sets' ids (for :meth:`__call__`, in the same snapshot)."""
+        for key in self.sets:
+            tx.smembers(key)
+
+    def __call__(
+        self, docs: list[bytes | None], offset: int, flagged: list[set[bytes]]
+    ) -> list[bytes]:
+        """``docs`` (from ``offset``) without the missing ones and those of ``flagged`` ids."""
+        end = len(docs)
+        cuts = {int(i) - offset - 1 for ids in flagged for i in ids}
+        kept: list[bytes | None] = []
+        start = 0
+        for cut in sorted(c for c in cuts if 0 <= c < end):
+            kept += docs[start:cut]
+            start = cut + 1
+        kept += docs[start:]
+        return [doc for doc in kept if doc is not None]
 
 
 def _all_on_builder(joined: bytes, builderid: int) -> bool:
