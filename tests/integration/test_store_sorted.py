@@ -7,6 +7,7 @@ through ``read_workers.lua``; every page, budget and refusal must come out the s
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -24,7 +25,7 @@ from registryd.ports import Listing
 from registryd.registry import WorkerFilter
 from registryd.store import Keys, RedisStore, StoreSettings
 from registryd.store import sorted as sorted_module
-from registryd.store.sorted import Outcome, SortedListings, SpanFilter
+from registryd.store.sorted import Command, Outcome, SortedListings, SpanFilter
 from tests.harness import PrivateRedis
 
 pytestmark = pytest.mark.integration
@@ -187,15 +188,23 @@ async def test_a_refused_sort_turns_the_path_off() -> None:
 
 
 def _count_pipelines(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """From now on, the list grows by one per pipeline (a listing's ``MULTI``) executed."""
+    """From now on, the list grows by one per round trip of a listing (commands sent).
+
+    The round trips: its ``MULTI``s and the pipeline that counts.
+    """
     ran: list[int] = []
-    real = Pipeline.execute
+    real_pipeline, real_transaction = Pipeline.execute, SortedListings._transaction
 
     async def counted(self: Pipeline, raise_on_error: bool = True) -> list[Any]:
         ran.append(len(self.command_stack))
-        return await real(self, raise_on_error)
+        return await real_pipeline(self, raise_on_error)
+
+    async def transaction(self: SortedListings, commands: Sequence[Command]) -> list[Any]:
+        ran.append(len(commands))
+        return await real_transaction(self, commands)
 
     monkeypatch.setattr(Pipeline, "execute", counted)
+    monkeypatch.setattr(SortedListings, "_transaction", transaction)
     return ran
 
 
@@ -210,17 +219,17 @@ def _write_after_first_sort(
     monkeypatch: pytest.MonkeyPatch, store: RedisStore, op: Operation
 ) -> list[bool]:
     """Apply ``op`` once, just after the first ``MULTI`` that sorts; the list says it was."""
-    real, written = Pipeline.execute, list[bool]()
+    real, written = SortedListings._transaction, list[bool]()
 
-    async def execute(self: Pipeline, raise_on_error: bool = True) -> list[Any]:
-        sorts = any(command[0][0] == "SORT_RO" for command in self.command_stack)
-        answers = await real(self, raise_on_error)
+    async def transaction(self: SortedListings, commands: Sequence[Command]) -> list[Any]:
+        sorts = any(command[0] == "SORT_RO" for command in commands)
+        answers = await real(self, commands)
         if sorts and not written:
             written.append(True)
             await store.apply_many([(op, None)])
         return answers
 
-    monkeypatch.setattr(Pipeline, "execute", execute)
+    monkeypatch.setattr(SortedListings, "_transaction", transaction)
     return written
 
 
