@@ -48,6 +48,7 @@ them with two byte counts and no parse.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -208,9 +209,10 @@ class SortedListings:
         sort = ("SORT_RO", workers, "BY", "nosort", "GET", pattern, "LIMIT", before, count)
         replies = await self._transaction([*_Planned.counting(workers, after), *keep.reads, sort])
         now_before, now_remaining, *flagged, docs = replies
+        keep.found(flagged)
         if now_before != before or (count == remaining and now_remaining != remaining):
             return Outcome.USE_SCRIPT  # the registry changed between the count and the sort
-        return keep(docs, before, flagged)
+        return keep(docs, before)
 
     async def read_by(
         self, field: SpanFilter, value: int, after: int, limit: int | None, budget: int | None
@@ -278,7 +280,7 @@ class SortedListings:
         document takes a revision), and the script lists. The first one also checks
         ``planned``.
         """
-        joining, stamp, flagged = _Joining(budget), None, []
+        joining, stamp = _Joining(budget), None
         for offset, count in spans:
             first = [*planned.checks, *keep.reads] if stamp is None else []
             stamp_read = ("MGET", self.keys.epoch, self.keys.revision)
@@ -287,10 +289,11 @@ class SortedListings:
             if stamp is None:
                 if not planned.held(checked):
                     return Outcome.USE_SCRIPT
-                stamp, flagged = now, checked[2:]
+                stamp = now
+                keep.found(checked[2:])
             elif now != stamp:
                 return Outcome.USE_SCRIPT
-            kept = keep(docs, offset, flagged)
+            kept = keep(docs, offset)
             if joining.over(Listing(len(kept), b",".join(kept))):
                 return Outcome.OVER_BUDGET
         return joining.listing()
@@ -495,20 +498,24 @@ class _Keep:
     """
 
     def __init__(self, sets: Sequence[str]) -> None:
-        #: The reads of the sets' ids, for :meth:`__call__` (in the same snapshot).
+        #: The reads of the sets' ids (in the same snapshot as the documents).
         self.reads: list[Command] = [("SMEMBERS", key) for key in sets]
+        #: The offsets of their ids, ascending, once :meth:`found` has them.
+        self.cuts: list[int] = []
 
-    def __call__(
-        self, docs: list[bytes | None], offset: int, flagged: list[list[bytes]]
-    ) -> list[bytes]:
-        """``docs`` (from ``offset``) without the missing ones and those of ``flagged`` ids."""
-        end = len(docs)
-        cuts = {int(i) - offset - 1 for ids in flagged for i in ids}
+    def found(self, replies: list[list[bytes]]) -> None:
+        """The replies to :attr:`reads`: the offsets to cut, for every later call."""
+        self.cuts = sorted({int(i) - 1 for ids in replies for i in ids})
+
+    def __call__(self, docs: list[bytes | None], offset: int) -> list[bytes]:
+        """``docs`` (from ``offset``) without the missing ones and those to cut."""
+        cuts = self.cuts
         kept: list[bytes | None] = []
         start = 0
-        for cut in sorted(c for c in cuts if 0 <= c < end):
-            kept += docs[start:cut]
-            start = cut + 1
+        # Only the cuts among these documents: an unpaged listing of 100,000 has ten.
+        for cut in cuts[bisect_left(cuts, offset) : bisect_left(cuts, offset + len(docs))]:
+            kept += docs[start : cut - offset]
+            start = cut - offset + 1
         kept += docs[start:]
         return [doc for doc in kept if doc is not None]
 
