@@ -342,20 +342,28 @@ _TAIL: Final = re.compile(rb"([\d,]*)\],\"configured_on\":\[(.*)\]\}", re.DOTALL
 _PAIR: Final = re.compile(rb'\{"builderid":(\d+),"masterid":(\d+)\}')
 
 
-def _all_on_master(joined: bytes, masterid: int) -> bool:
-    """Whether no document of ``joined`` (joined by ``,``) loses anything to the cut.
+def _tails(docs: list[bytes]) -> bytes:
+    """Each document's two lists (``connected_to``, ``configured_on``), joined.
 
-    Counted over all of them at once: each needle that is allowed is also an
-    occurrence of the one counted against it (in ``workerinfo`` too), so equal counts
-    mean every ``configured_on`` pair is on ``masterid`` and every ``connected_to`` is
-    empty or ``masterid``; no ``configured_on`` may be empty (none would be listed).
+    A document's last ``,"connected_to":[`` is its own (``workerinfo`` comes before it),
+    so its tail holds nothing but ids and pairs: the counts over the tails are exact, and
+    about a fifth of the bytes of the documents are scanned.
     """
-    mid = b"%d" % masterid
+    return b"".join([doc[doc.rindex(_CONNECTED) :] for doc in docs])
+
+
+def _all_on_master(docs: list[bytes], masterid: int) -> bool:
+    """Whether no document of ``docs`` loses anything to the cut.
+
+    Counted over all their tails at once: every ``configured_on`` pair on ``masterid``,
+    every ``connected_to`` empty or ``masterid`` alone, no ``configured_on`` empty (none
+    would be listed).
+    """
+    tails, mid = _tails(docs), b"%d" % masterid
     return (
-        joined.count(b'"masterid":') == joined.count(b'"masterid":' + mid + b"}")
-        and joined.count(_CONNECTED)
-        == joined.count(_CONNECTED + b"]") + joined.count(_CONNECTED + mid + b"]")
-        and b'"configured_on":[]' not in joined
+        tails.count(b'"masterid":') == tails.count(b'"masterid":' + mid + b"}")
+        and tails.count(_CONNECTED + b"]") + tails.count(_CONNECTED + mid + b"]") == len(docs)
+        and b'"configured_on":[]' not in tails
     )
 
 
@@ -520,16 +528,16 @@ class _Keep:
         return [doc for doc in kept if doc is not None]
 
 
-def _all_on_builder(joined: bytes, builderid: int) -> bool:
-    """Whether no document of ``joined`` (joined by ``,``) loses anything to the cut.
+def _all_on_builder(docs: list[bytes], builderid: int) -> bool:
+    """Whether no document of ``docs`` loses anything to the cut.
 
-    Every ``"builderid":<id>,`` is also a ``"builderid":`` (in ``workerinfo`` too), so
-    equal counts mean that no pair is on another builder; no ``configured_on`` may be
-    empty (none would be listed).
+    Counted over all their tails at once: every ``configured_on`` pair on ``builderid``,
+    no ``configured_on`` empty (none would be listed).
     """
+    tails = _tails(docs)
     return (
-        joined.count(b'"builderid":') == joined.count(b'"builderid":%d,' % builderid)
-        and b'"configured_on":[]' not in joined
+        tails.count(b'"builderid":') == tails.count(b'"builderid":%d,' % builderid)
+        and b'"configured_on":[]' not in tails
     )
 
 
@@ -569,20 +577,18 @@ _CUTS: Final = {
 def _cut_down(
     found: Sequence[bytes | None],
     value: int,
-    all_kept: Callable[[bytes, int], bool],
+    all_kept: Callable[[list[bytes], int], bool],
     cut_to: Callable[[bytes, int], bytes | None],
 ) -> Listing:
     """The documents found (a missing one is ``None``), each cut down to the filter's ``value``.
 
-    Joined documents that lose nothing (``all_kept``) are listed as they are, uncut.
+    Documents that lose nothing (``all_kept``) are listed as they are, uncut.
     """
     docs = [doc for doc in found if doc is not None]
-    joined = b",".join(docs)
-    if not all_kept(joined, value):
+    if not all_kept(docs, value):
         cut = (cut_to(doc, value) for doc in docs)
         docs = [doc for doc in cut if doc is not None]
-        joined = b",".join(docs)
-    return Listing(len(docs), joined)
+    return Listing(len(docs), b",".join(docs))
 
 
 def _joined(docs: list[bytes], budget: int | None) -> Listing | Outcome:
