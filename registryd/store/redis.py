@@ -49,7 +49,7 @@ from registryd.ports import DUPLICATE, Applied, Listing, LoggedChange, Published
 from registryd.registry import WorkerFilter
 from registryd.store.keys import LAYOUT_VERSION, Keys
 from registryd.store.lua import BATCH, SOURCES, batch_args, write_args, write_script
-from registryd.store.sorted import FalseFlag, Outcome, SortedListings
+from registryd.store.sorted import Outcome, SortedListings
 
 __all__ = ["RedisClient", "RedisStore", "RelayStore", "StoreSettings", "redis_errors"]
 
@@ -447,16 +447,25 @@ class RedisStore:
         """The listing through ``SORT_RO`` (:mod:`.sorted`), where it can go that way."""
         if self._sorted is None:
             return Outcome.USE_SCRIPT
-        masterid, false = where.masterid, _false_flags(where)
+        masterid, leave_out = where.masterid, self._left_out_by(where)
         with redis_errors():
             if masterid is not None and where == WorkerFilter(masterid):
                 return await self._sorted.read_by("masterid", masterid, after, limit, budget)
             builderid = where.builderid
             if builderid is not None and where == WorkerFilter(builderid=builderid):
                 return await self._sorted.read_by("builderid", builderid, after, limit, budget)
-            if false is not None:
-                return await self._sorted.read(after, limit, budget, false)
+            if leave_out is not None:
+                return await self._sorted.read(after, limit, budget, leave_out)
         return Outcome.USE_SCRIPT
+
+    def _left_out_by(self, where: WorkerFilter) -> list[str] | None:
+        """The sets a sorted listing leaves out for ``where``; ``None``: only a script can."""
+        if where.masterid is not None or where.builderid is not None:
+            return None  # the documents are cut down to the matching pairs, in Lua
+        flags = ((where.paused, self.keys.paused), (where.graceful, self.keys.graceful))
+        if any(flag for flag, _ in flags):
+            return None  # a true flag reads its (small) set only, through the script
+        return [key for flag, key in flags if flag is False]
 
     async def read_worker_docs(
         self, masterid: int | None = None, after: int = 0, limit: int | None = None
@@ -524,19 +533,6 @@ class RedisStore:
 
 def _page(after: int, limit: int | None, budget: int | None) -> tuple[int, str | int, str | int]:
     return after, "" if limit is None else limit, "" if budget is None else budget
-
-
-def _false_flags(where: WorkerFilter) -> list[FalseFlag] | None:
-    """The flags a sorted listing of ``where`` lists false; ``None``: only a script can."""
-    if where.masterid is not None or where.builderid is not None:
-        return None  # the documents are cut down to the matching pairs, in Lua
-    flags: tuple[tuple[bool | None, FalseFlag], ...] = (
-        (where.paused, "paused"),
-        (where.graceful, "graceful"),
-    )
-    if any(value for value, _ in flags):
-        return None  # a true flag reads its (small) set only, through the script
-    return [flag for value, flag in flags if value is False]
 
 
 def _filter_args(where: WorkerFilter) -> list[str | int]:

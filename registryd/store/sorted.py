@@ -41,8 +41,8 @@ id, read in C; a span's set is small, so each sort is short.
 and the next worker id (the same three every time: one snapshot; the first one's next
 worker id says which span is the last), from ``after``'s span on, until the page is
 full or the documents are over the reply's budget. Each document is cut down here as
-``read_workers.lua`` cuts it (:func:`cut_to_master`, :func:`cut_to_builder`), most of
-them with two byte counts and no parse.
+``read_workers.lua`` cuts it (:func:`cut_to_master`, :func:`cut_to_builder`); most
+listings need no cut, which a few byte counts over the documents' own lists show.
 """
 
 from __future__ import annotations
@@ -65,7 +65,6 @@ from registryd.store.keys import ID_SPAN, Keys
 __all__ = [
     "SORTED_MAX",
     "Command",
-    "FalseFlag",
     "Outcome",
     "SortedListings",
     "SpanFilter",
@@ -83,8 +82,6 @@ _MARGIN: Final = 16
 SpanFilter = Literal["masterid", "builderid"]
 #: One Redis command, its name first.
 Command = tuple[str | int, ...]
-#: The flags a sorted listing lists the false ones of.
-FalseFlag = Literal["paused", "graceful"]
 #: A master's span sets one ``MULTI`` of its listing sorts (about 10,000 ids).
 SPANS_A_READ: Final = 20
 
@@ -109,21 +106,24 @@ class SortedListings:
         self.pattern: str | None = None if "*" in prefix else f"{prefix}*"
         #: The last span set of the registry the last master listing saw.
         self._last_span = 0
+        #: Read beside every sort: the same three values, the same snapshot (every write
+        #: to a document takes a revision; a new worker also moves the next worker id).
+        self._stamp: Command = ("MGET", keys.epoch, keys.revision, keys.next_worker_id)
 
     async def read(
         self,
         after: int,
         limit: int | None,
         budget: int | None,
-        false: Sequence[FalseFlag] = (),
+        leave_out: Sequence[str] = (),
     ) -> Listing | Outcome:
         """The workers above ``after`` (at most ``limit``), by ascending id, joined.
 
-        ``false``: the flags a listed worker has false (``paused=false``): the sort reads
-        as many more documents as have it true and drops those.
+        ``leave_out``: sets of ids not to list (``paused=false`` leaves out the paused
+        set): the sort reads that many more documents and cuts theirs out.
         Raises what redis-py raises for a lost connection (the store maps it).
         """
-        return await self._guarded(lambda p: self._read(p, after, limit, budget, false))
+        return await self._guarded(lambda p: self._read(p, after, limit, budget, leave_out))
 
     async def _guarded(
         self, read: Callable[[str], Awaitable[Listing | Outcome]]
@@ -148,15 +148,14 @@ class SortedListings:
         after: int,
         limit: int | None,
         budget: int | None,
-        false: Sequence[FalseFlag],
+        leave_out: Sequence[str],
     ) -> Listing | Outcome:
-        sets = [self.keys.paused if flag == "paused" else self.keys.graceful for flag in false]
-        before, remaining, left_out, dense = await self._counts(after, sets)
+        before, remaining, left_out, dense = await self._counts(after, leave_out)
         if remaining == 0:
             return Listing(0, b"")
-        if sets and not dense:
+        if leave_out and not dense:
             return Outcome.USE_SCRIPT
-        keep = _Keep(sets)
+        keep = _Keep(leave_out)
         if limit is None:
             sort = ("SORT_RO", self.keys.workers, "BY", "nosort", "GET", pattern)
             planned = _Planned(self.keys.workers, after, before, remaining)
@@ -249,9 +248,8 @@ class SortedListings:
         while last is None or start <= last:
             known = self._last_span if last is None else last
             spans = range(start, min(start + SPANS_A_READ, max(known, start) + 1))
-            stamp_read = ("MGET", self.keys.epoch, self.keys.revision, self.keys.next_worker_id)
             sorts = [("SORT_RO", f"{ask.sets}{span}", *ask.gets(span)) for span in spans]
-            now, *sorted_spans = await self._transaction([stamp_read, *sorts])
+            now, *sorted_spans = await self._transaction([self._stamp, *sorts])
             if stamp is None:
                 stamp, last = now, int(now[2] or 0) // ID_SPAN
                 self._last_span = last
@@ -275,16 +273,16 @@ class SortedListings:
     ) -> Listing | Outcome:
         """``sort`` read span by span (offset, count), as one snapshot.
 
-        Every ``MULTI`` reads the epoch and the revision beside its span: a pair other
-        than the first chunk's means a write came between them (every write to a
-        document takes a revision), and the script lists. The first one also checks
-        ``planned``.
+        Every ``MULTI`` reads the stamp (:attr:`_stamp`) beside its span: another stamp
+        than the first chunk's means a write came between them, and the script lists.
+        The first one also checks ``planned`` and reads the sets to leave out.
         """
         joining, stamp = _Joining(budget), None
         for offset, count in spans:
             first = [*planned.checks, *keep.reads] if stamp is None else []
-            stamp_read = ("MGET", self.keys.epoch, self.keys.revision)
-            replies = await self._transaction([stamp_read, *first, (*sort, "LIMIT", offset, count)])
+            replies = await self._transaction(
+                [self._stamp, *first, (*sort, "LIMIT", offset, count)]
+            )
             now, *checked, docs = replies
             if stamp is None:
                 if not planned.held(checked):
@@ -326,13 +324,10 @@ class SortedListings:
 
         One round trip. Dense: every id from 1 to the next worker id is a worker's.
         """
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zcount(self.keys.workers, "-inf", after)
-            pipe.zcount(self.keys.workers, f"({after}", "+inf")
-            pipe.get(self.keys.next_worker_id)
-            for key in sets:
-                pipe.scard(key)
-            before, remaining, last, *sizes = await pipe.execute()
+        last_id = ("GET", self.keys.next_worker_id)
+        cards = [("SCARD", key) for key in sets]
+        counts = _Planned.counting(self.keys.workers, after)
+        before, remaining, last, *sizes = await self._transaction([*counts, last_id, *cards])
         dense = before == after and before + remaining == int(last or 0)
         return int(before), int(remaining), sum(map(int, sizes)), dense
 
@@ -567,7 +562,7 @@ def _tail(doc: bytes, start: int) -> tuple[bytes, list[re.Match[bytes]]]:
     return conn, list(_PAIR.finditer(pairs))
 
 
-#: Per id filter: whether joined documents lose nothing to its cut, and the cut.
+#: Per id filter: whether documents lose nothing to its cut, and the cut.
 _CUTS: Final = {
     "masterid": (_all_on_master, cut_to_master),
     "builderid": (_all_on_builder, cut_to_builder),

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from registryd.models import (
     Operation,
@@ -105,7 +104,7 @@ async def test_a_false_flag_sorts(redis: Redis, prefix: str, stores: object) -> 
     """``paused=false`` is listed by the sort, the paused workers dropped."""
     keys = Keys(prefix)
     listings = SortedListings(redis, keys)
-    got = await listings.read(0, 5, None, ["paused"])
+    got = await listings.read(0, 5, None, [keys.paused])
     assert isinstance(got, Listing)
     assert [1, 2, 3, 5, 6] == [w["id"] for w in json.loads(b"[" + got.docs + b"]")]
 
@@ -121,7 +120,7 @@ async def test_more_left_out_than_counted_goes_to_the_script(
         return after, WORKERS - after, 0, True  # as if the workers were paused just after
 
     monkeypatch.setattr(listings, "_counts", none_paused)
-    assert Outcome.USE_SCRIPT == await listings.read(0, 5, None, ["paused"])
+    assert Outcome.USE_SCRIPT == await listings.read(0, 5, None, [keys.paused])
 
 
 async def test_ids_not_dense_list_a_false_flag_through_the_script(
@@ -132,7 +131,7 @@ async def test_ids_not_dense_list_a_false_flag_through_the_script(
     keys = Keys(prefix)
     await redis.zrem(keys.workers, "7")  # no registryd removes one; a foreign hand did
     listings = SortedListings(redis, keys)
-    assert Outcome.USE_SCRIPT == await listings.read(0, None, None, ["paused"])
+    assert Outcome.USE_SCRIPT == await listings.read(0, None, None, [keys.paused])
     assert isinstance(await listings.read(0, None, None), Listing)  # no cut: still sorted
     where = WorkerFilter(paused=False)
     assert await scripting.read_listing(where) == await sorting.read_listing(where)
@@ -190,20 +189,15 @@ async def test_a_refused_sort_turns_the_path_off() -> None:
 def _count_pipelines(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """From now on, the list grows by one per round trip of a listing (commands sent).
 
-    The round trips: its ``MULTI``s and the pipeline that counts.
+    The round trips: the one that counts, and its ``MULTI``s.
     """
     ran: list[int] = []
-    real_pipeline, real_transaction = Pipeline.execute, SortedListings._transaction
-
-    async def counted(self: Pipeline, raise_on_error: bool = True) -> list[Any]:
-        ran.append(len(self.command_stack))
-        return await real_pipeline(self, raise_on_error)
+    real = SortedListings._transaction
 
     async def transaction(self: SortedListings, commands: Sequence[Command]) -> list[Any]:
         ran.append(len(commands))
-        return await real_transaction(self, commands)
+        return await real(self, commands)
 
-    monkeypatch.setattr(Pipeline, "execute", counted)
     monkeypatch.setattr(SortedListings, "_transaction", transaction)
     return ran
 
