@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 
+from pydantic_core import from_json
+
 from bench import fleet
 from bench.context import Context, progress
 from bench.population import floor_key
@@ -39,9 +41,13 @@ async def _listing_calls(ctx: Context, listing: fleet.Listing) -> tuple[dict[str
     async def loads() -> object:
         return json.loads(body)
 
+    async def jiter() -> object:
+        return from_json(body)
+
     calls["mget"] = lambda: ctx.redis.mget(keys)
     calls["echo"] = lambda: ctx.echo.call(size)
     calls["loads"] = loads
+    calls["jiter"] = jiter
     return calls, len(body)
 
 
@@ -93,13 +99,18 @@ def _listing_rows(
     ctx: Context, n: int, stats: dict[tuple[str, str], Stat], sizes: dict[str, int]
 ) -> list[Row]:
     section = "getWorkers listings"
-    everything = stats[ALL, "mget"] + stats[ALL, "echo"] + stats[ALL, "loads"]
+    trip = stats[ALL, "mget"] + stats[ALL, "echo"]
+    everything = trip + stats[ALL, "loads"]
     rows = [
         Row(section, n, "getWorkers() reply body", stats[ALL, "body"], "s",
             floor=stats[ALL, "mget"], floor_label="MGET of the docs", target=at_most(1.5),
             note=f"{sizes[ALL] / 2**20:.1f} MiB"),
         Row(section, n, "getWorkers() whole call, raw", stats[ALL, "raw"], "s",
             floor=everything, floor_label="MGET + echo + json.loads", target=at_most(1.1)),
+        Row(section, n, "getWorkers() whole call, raw, beside the client's own decoder",
+            stats[ALL, "raw"], "s", floor=trip + stats[ALL, "jiter"],
+            floor_label="MGET + echo + pydantic-core's from_json",
+            note="the client decodes with from_json: what it adds beyond the decode"),
         Row(section, n, "getWorkers() whole call, typed", stats[ALL, "typed"], "s",
             floor=stats[ALL, "raw"], floor_label="raw call", target=at_most(2.0)),
     ]  # fmt: skip
@@ -119,6 +130,15 @@ def _listing_rows(
     for kind, what in (("mget", "MGET of the docs"), ("echo", "echo of the reply's size")):
         rows.append(Row(section, n, f"floor part: {what}", stats[ALL, kind], "s"))
     rows.append(Row(section, n, "floor part: json.loads of the reply", stats[ALL, "loads"], "s"))
+    rows.append(
+        Row(
+            section,
+            n,
+            "floor part: pydantic-core's from_json of the reply",
+            stats[ALL, "jiter"],
+            "s",
+        )
+    )
     per_worker = stats[ALL, "raw"].scaled(1 / n)
     first = ctx.plan.sizes[0]
     if n != first:

@@ -40,6 +40,8 @@ EVERY_SIZE = (
     "floor part: MGET of the docs",
     "floor part: echo of the reply's size",
     "floor part: json.loads of the reply",
+    "floor part: pydantic-core's from_json of the reply",
+    "getWorkers() whole call, raw, beside the client's own decoder",
     "largest reply of a full paged listing",
     "getWorker p50, sequential",
     "getWorker p99, sequential",
