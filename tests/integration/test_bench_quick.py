@@ -40,7 +40,7 @@ EVERY_SIZE = (
     "floor part: MGET of the docs",
     "floor part: echo of the reply's size",
     "floor part: json.loads of the reply",
-    "floor part: pydantic-core's from_json of the reply",
+    "floor part: the client's decode_json of the reply (from_json, collector held off)",
     "getWorkers() whole call, raw, beside the client's own decoder",
     "largest reply of a full paged listing",
     "getWorker p50, sequential",

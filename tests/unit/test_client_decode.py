@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import json
 
 import pytest
 from hypothesis import given, reject
 from hypothesis import strategies as st
 
-from registryd.client import _decoded, _result
+from registryd.client import _collector_held, _result, decode_json
 from registryd.errors import Internal
 
 _SCALARS = (
@@ -26,8 +27,8 @@ _VALUES = st.recursive(
 
 
 def _same(body: bytes) -> None:
-    """``_decoded`` and ``json.loads`` give values of the same types, keys and order."""
-    assert repr(_decoded(body)) == repr(json.loads(body))
+    """``decode_json`` and ``json.loads`` give values of the same types, keys and order."""
+    assert repr(decode_json(body)) == repr(json.loads(body))
 
 
 @given(_VALUES, st.booleans())
@@ -61,3 +62,24 @@ def test_not_json_is_an_internal_error(body: bytes) -> None:
     """What neither decoder takes raises ``ValueError``, which the client makes ``internal``."""
     with pytest.raises(Internal, match="the reply is not JSON"):
         _result("getWorkers", body)
+
+
+def test_the_collector_is_held_off_and_given_back() -> None:
+    """Off during a decode, on again after it, also after a failed one."""
+    assert gc.isenabled()
+    with _collector_held():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(Internal):
+        _result("getWorkers", b"{")
+    assert gc.isenabled()
+
+
+def test_a_collector_already_off_stays_off() -> None:
+    """A program that turned the collector off keeps it off."""
+    gc.disable()
+    try:
+        decode_json(b"[1]")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
