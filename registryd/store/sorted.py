@@ -18,7 +18,7 @@ The fast path stays off where it cannot work: on a Redis Cluster (``SORT``'s ``G
 patterns are refused there), for a prefix with ``*`` in it (the pattern's placeholder),
 and after any refusal (a Redis before 7.0 has no ``SORT_RO``; an ACL user needs read
 access to all keys for ``GET`` patterns), logged once. A page reads at most
-:data:`SORTED_MAX` documents (and as many more as a false flag leaves out, up to as
+:data:`SORTED_MAX` documents (and as many more as a false flag cuts out, up to as
 many again); a longer page goes to the script. An unpaged listing longer than that is
 read :data:`SORTED_MAX` documents at a time, each ``MULTI`` also reading the epoch and
 the revision: every write to a document takes a revision, so the same pair in every
@@ -26,12 +26,17 @@ chunk means one snapshot (a different one gives the listing to the script), and 
 reading stops as soon as the documents are over the reply's budget.
 
 ``paused=false`` and ``graceful=false`` sort the same way. The ids of the paused (or
-graceful) set, read in the same ``MULTI``, are cut out by position: a registry's ids
-are 1 to its next worker id, none ever removed, so the sort's document at offset ``p``
-is worker ``p + 1``'s, and no id needs reading back (no ``GET #``, for any of these
-listings). A registry found otherwise (counted in the same round trip as the sets)
-lists a false flag through the script. A page reads as many more documents as the set
-holds, so that it still fills.
+graceful) set are cut out by position: a registry's ids are 1 to its next worker id,
+none ever removed, so the sort's document at offset ``p`` is worker ``p + 1``'s, and no
+id needs reading back (no ``GET #``, for any of these listings). A registry found
+otherwise (counted in the same round trip as the sets) lists a false flag through the
+script. An unpaged listing reads the sets in its first ``MULTI``. A page reads them
+with its counts, so that it sorts just the documents up to its last listed worker, and
+its ``MULTI`` checks the stamp (epoch, revision, next worker id) they were read at: any
+write moves it, and a page written to between its count and its sort is counted again,
+then given to the script. The next page of a listing takes the last page's offsets
+while the stamp holds (at 100,000 workers the paused set is 10,000 ids: read, parsed
+and sorted for each page it cost a page of 10,000 about 1.4x the unfiltered one).
 
 ``masterid`` alone, or ``builderid`` alone: the master's (builder's) set is split by
 worker id (:data:`~registryd.store.keys.ID_SPAN` ids a set), so ``SORT_RO <span set>
@@ -76,8 +81,6 @@ log = structlog.get_logger(__name__)
 
 #: The most documents one sorted listing reads (the protocol's largest page).
 SORTED_MAX: Final = 10_000
-#: Documents a page with ids left out reads beyond its estimated share of them.
-_MARGIN: Final = 16
 #: The id filters a listing of span sets serves alone.
 SpanFilter = Literal["masterid", "builderid"]
 #: One Redis command, its name first.
@@ -109,6 +112,9 @@ class SortedListings:
         #: Read beside every sort: the same three values, the same snapshot (every write
         #: to a document takes a revision; a new worker also moves the next worker id).
         self._stamp: Command = ("MGET", keys.epoch, keys.revision, keys.next_worker_id)
+        #: The offsets a page last cut out: the sets, the stamp they were read at, the
+        #: offsets. The next page of the listing takes them while the stamp holds.
+        self._cuts: tuple[tuple[str, ...], list[Any], list[int]] | None = None
 
     async def read(
         self,
@@ -150,68 +156,92 @@ class SortedListings:
         budget: int | None,
         leave_out: Sequence[str],
     ) -> Listing | Outcome:
-        before, remaining, left_out, dense = await self._counts(after, leave_out)
-        if remaining == 0:
-            return Listing(0, b"")
-        if leave_out and not dense:
-            return Outcome.USE_SCRIPT
         keep = _Keep(leave_out)
-        if limit is None:
-            sort = ("SORT_RO", self.keys.workers, "BY", "nosort", "GET", pattern)
-            planned = _Planned(self.keys.workers, after, before, remaining)
-            return await self._in_chunks(sort, _spans(before, remaining), budget, planned, keep)
-        counts = (before, remaining, left_out)
-        return await self._page(pattern, counts, after, limit=limit, budget=budget, keep=keep)
+        # A page reads the sets' ids with the counts, unless the last page read them.
+        cached = self._cuts is not None and self._cuts[0] == keep.sets
+        members = limit is not None and bool(leave_out) and not cached
+        counted = await self._counts(after, leave_out, members=members)
+        if counted.remaining == 0:
+            return Listing(0, b"")
+        if leave_out and not counted.dense:
+            return Outcome.USE_SCRIPT
+        if limit is not None:
+            return await self._paged(pattern, counted, after, limit=limit, budget=budget, keep=keep)
+        sort = ("SORT_RO", self.keys.workers, "BY", "nosort", "GET", pattern)
+        planned = _Planned(self.keys.workers, after, counted.before, counted.remaining)
+        spans = _spans(counted.before, counted.remaining)
+        return await self._in_chunks(sort, spans, budget, planned, keep)
 
-    async def _page(
+    async def _paged(
         self,
         pattern: str,
-        counts: tuple[int, int, int],
+        counted: _Counted,
         after: int,
         *,
         limit: int,
         budget: int | None,
         keep: _Keep,
     ) -> Listing | Outcome:
-        """A page of ``limit``; ``counts``: ids up to ``after``, after it, to cut out."""
-        before, remaining, left_out = counts
-        # At most left_out of the documents read are dropped: reading that many more
-        # than the page always fills it. The ids left out are spread over the
-        # registry, so a page first reads about its share of them (half as many
-        # again, and a few more), and all of them only when that came up short.
-        full = min(remaining, limit + left_out)
-        share = min(full, limit + left_out * limit // remaining * 3 // 2 + _MARGIN)
-        if full > SORTED_MAX + min(left_out, SORTED_MAX):
-            return Outcome.USE_SCRIPT
-        for count in [share] if share == full else [share, full]:
-            page = await self._sorted_page(pattern, (before, remaining, count), after, keep)
-            if isinstance(page, Outcome):
+        """A page; counted again once after a write between its count and its sort."""
+        for again in (False, True):
+            if again:
+                counted = await self._counts(after, keep.sets, members=bool(keep.sets))
+            if keep.sets:
+                counted = await self._cut(counted, after, keep)
+            if counted.remaining == 0:
+                return Listing(0, b"")
+            if keep.sets and not counted.dense:
+                return Outcome.USE_SCRIPT
+            page = await self._page(pattern, counted, after, limit=limit, budget=budget, keep=keep)
+            if page is not _STALE:
                 return page
-            if len(page) >= limit or count == remaining:
-                return _joined(page[:limit], budget)
-        return Outcome.USE_SCRIPT  # more were left out than counted: the page is short
+        return Outcome.USE_SCRIPT  # written to all the time: the script reads in one step
 
-    async def _sorted_page(
+    async def _cut(self, counted: _Counted, after: int, keep: _Keep) -> _Counted:
+        """``keep`` given the offsets of its sets as of ``counted``'s stamp.
+
+        The last page's, where the stamp still holds (no write since, so the sets are the
+        same); else those ``counted`` read, or read now with the counts again.
+        """
+        cached = self._cuts
+        if counted.members is None and cached is not None and cached[1] == counted.stamp:
+            keep.cuts = cached[2]
+            return counted
+        if counted.members is None:
+            counted = await self._counts(after, keep.sets, members=True)
+        keep.found(counted.members or [])
+        self._cuts = (keep.sets, counted.stamp, keep.cuts)
+        return counted
+
+    async def _page(
         self,
         pattern: str,
-        planned: tuple[int, int, int],
+        counted: _Counted,
         after: int,
+        *,
+        limit: int,
+        budget: int | None,
         keep: _Keep,
-    ) -> list[bytes] | Outcome:
-        """``count`` documents from the ``before``-th id, less those ``keep`` cuts out.
+    ) -> Listing | Outcome | _Stale:
+        """A page of ``limit``, reading just as many documents as hold it after the cuts.
 
-        One ``MULTI`` that checks the counts the page was planned on
-        (``planned``: ids up to ``after``, after it, and how many to read).
+        One ``MULTI`` that checks what the page was planned on: the counts of ids up to
+        ``after`` and after it, and, where ids are cut out, the stamp the offsets were
+        read at (any write moves it). Either changed: :data:`_STALE`.
         """
-        before, remaining, count = planned
+        before, remaining = counted.before, counted.remaining
+        count = keep.reading(before, limit, remaining)
+        if count > SORTED_MAX + min(counted.left_out, SORTED_MAX):
+            return Outcome.USE_SCRIPT
         workers = self.keys.workers
         sort = ("SORT_RO", workers, "BY", "nosort", "GET", pattern, "LIMIT", before, count)
-        replies = await self._transaction([*_Planned.counting(workers, after), *keep.reads, sort])
-        now_before, now_remaining, *flagged, docs = replies
-        keep.found(flagged)
+        replies = await self._transaction([self._stamp, *_Planned.counting(workers, after), sort])
+        stamp, now_before, now_remaining, docs = replies
         if now_before != before or (count == remaining and now_remaining != remaining):
-            return Outcome.USE_SCRIPT  # the registry changed between the count and the sort
-        return keep(docs, before)
+            return _STALE  # a reset, or a worker added after a page meant to reach the last
+        if keep.sets and stamp != counted.stamp:
+            return _STALE  # a write came between: the sets may have changed
+        return _joined(keep(docs, before)[:limit], budget)
 
     async def read_by(
         self, field: SpanFilter, value: int, after: int, limit: int | None, budget: int | None
@@ -319,17 +349,49 @@ class SortedListings:
             await pool.release(connection)
         return _executed(replies[-1])
 
-    async def _counts(self, after: int, sets: Sequence[str]) -> tuple[int, int, int, bool]:
-        """Ids up to ``after``, after it, in ``sets``, and whether the ids are dense.
+    async def _counts(self, after: int, sets: Sequence[str], *, members: bool) -> _Counted:
+        """Ids up to ``after``, after it, in ``sets``; whether they are dense; the stamp.
 
-        One round trip. Dense: every id from 1 to the next worker id is a worker's.
+        One round trip, one snapshot; with the ids of ``sets`` where ``members``. Dense:
+        every id from 1 to the next worker id is a worker's.
         """
-        last_id = ("GET", self.keys.next_worker_id)
-        cards = [("SCARD", key) for key in sets]
         counts = _Planned.counting(self.keys.workers, after)
-        before, remaining, last, *sizes = await self._transaction([*counts, last_id, *cards])
-        dense = before == after and before + remaining == int(last or 0)
-        return int(before), int(remaining), sum(map(int, sizes)), dense
+        cards = [("SCARD", key) for key in sets]
+        reads = [("SMEMBERS", key) for key in sets] if members else []
+        before, remaining, stamp, *rest = await self._transaction(
+            [*counts, self._stamp, *cards, *reads]
+        )
+        before, remaining = int(before), int(remaining)
+        dense = before == after and before + remaining == int(stamp[2] or 0)
+        left_out = sum(map(int, rest[: len(sets)]))
+        found = rest[len(sets) :] if members else None
+        return _Counted(before, remaining, left_out, dense, stamp, found)
+
+
+@dataclass(frozen=True, slots=True)
+class _Counted:
+    """What the counting round trip of a sorted listing found, in one snapshot."""
+
+    #: Ids up to ``after``, and after it.
+    before: int
+    remaining: int
+    #: Ids in the sets to leave out (``SCARD``).
+    left_out: int
+    #: Whether every id from 1 to the next worker id is a worker's.
+    dense: bool
+    #: The epoch, the revision and the next worker id (:attr:`SortedListings._stamp`).
+    stamp: list[Any]
+    #: The sets' ids, where they were read.
+    members: list[list[bytes]] | None
+
+
+class _Stale(Enum):
+    """A page whose plan no longer held when it was sorted."""
+
+    STALE = "stale"
+
+
+_STALE: Final = _Stale.STALE
 
 
 _CONNECTED: Final = b',"connected_to":['
@@ -501,6 +563,8 @@ class _Keep:
     """
 
     def __init__(self, sets: Sequence[str]) -> None:
+        #: The sets whose ids are cut out.
+        self.sets = tuple(sets)
         #: The reads of the sets' ids (in the same snapshot as the documents).
         self.reads: list[Command] = [("SMEMBERS", key) for key in sets]
         #: The offsets of their ids, ascending, once :meth:`found` has them.
@@ -509,6 +573,17 @@ class _Keep:
     def found(self, replies: list[list[bytes]]) -> None:
         """The replies to :attr:`reads`: the offsets to cut, for every later call."""
         self.cuts = sorted({int(i) - 1 for ids in replies for i in ids})
+
+    def reading(self, offset: int, limit: int, remaining: int) -> int:
+        """How many documents from ``offset`` hold ``limit`` not cut out (or all ``remaining``)."""
+        cuts, count = self.cuts, limit
+        first = bisect_left(cuts, offset)
+        while count < remaining:
+            wanted = limit + bisect_left(cuts, offset + count) - first
+            if wanted <= count:
+                break
+            count = wanted
+        return min(count, remaining)
 
     def __call__(self, docs: list[bytes | None], offset: int) -> list[bytes]:
         """``docs`` (from ``offset``) without the missing ones and those to cut."""

@@ -24,7 +24,7 @@ from registryd.ports import Listing
 from registryd.registry import WorkerFilter
 from registryd.store import Keys, RedisStore, StoreSettings
 from registryd.store import sorted as sorted_module
-from registryd.store.sorted import Command, Outcome, SortedListings, SpanFilter
+from registryd.store.sorted import Command, Outcome, SortedListings, SpanFilter, _Counted
 from tests.harness import PrivateRedis
 
 pytestmark = pytest.mark.integration
@@ -109,18 +109,96 @@ async def test_a_false_flag_sorts(redis: Redis, prefix: str, stores: object) -> 
     assert [1, 2, 3, 5, 6] == [w["id"] for w in json.loads(b"[" + got.docs + b"]")]
 
 
-async def test_more_left_out_than_counted_goes_to_the_script(
-    redis: Redis, prefix: str, stores: object, monkeypatch: pytest.MonkeyPatch
+def _ids(listing: Listing | Outcome | None) -> list[int]:
+    """The ids of a listing's documents."""
+    assert isinstance(listing, Listing), listing
+    return [w["id"] for w in json.loads(b"[" + listing.docs + b"]")]
+
+
+def _writing_after_counts(
+    monkeypatch: pytest.MonkeyPatch, listings: SortedListings, store: RedisStore, times: int
+) -> list[bool]:
+    """Pause or unpause worker 2 just after each of the first ``times`` counts.
+
+    The list says, for each count, whether it read the sets' ids.
+    """
+    real, counts = listings._counts, list[bool]()
+
+    async def then_written(after: int, sets: Sequence[str], *, members: bool) -> _Counted:
+        counted = await real(after, sets, members=members)
+        counts.append(members)
+        if len(counts) <= times:
+            flip = SetWorkerPaused(workerid=2, paused=len(counts) % 2 == 1, pause_reason=None)
+            await store.apply_many([(flip, None)])
+        return counted
+
+    monkeypatch.setattr(listings, "_counts", then_written)
+    return counts
+
+
+async def test_a_pause_between_count_and_sort_counts_again(
+    redis: Redis,
+    prefix: str,
+    stores: tuple[RedisStore, RedisStore],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A set that grew between the count and the sort would shorten the page: the script lists."""
+    """A page whose sets changed after they were read is read again, right."""
     keys = Keys(prefix)
     listings = SortedListings(redis, keys)
+    counts = _writing_after_counts(monkeypatch, listings, stores[0], times=1)
+    assert [1, 3, 5, 6, 7] == _ids(await listings.read(0, 5, None, [keys.paused]))
+    assert [True, True] == counts
 
-    async def none_paused(after: int, sets: object) -> tuple[int, int, int, bool]:
-        return after, WORKERS - after, 0, True  # as if the workers were paused just after
 
-    monkeypatch.setattr(listings, "_counts", none_paused)
+async def test_written_between_every_count_and_sort_goes_to_the_script(
+    redis: Redis,
+    prefix: str,
+    stores: tuple[RedisStore, RedisStore],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Twice a write between a page's count and its sort: the script lists it."""
+    keys = Keys(prefix)
+    listings = SortedListings(redis, keys)
+    counts = _writing_after_counts(monkeypatch, listings, stores[0], times=2)
     assert Outcome.USE_SCRIPT == await listings.read(0, 5, None, [keys.paused])
+    assert [True, True] == counts
+
+
+def _commands(monkeypatch: pytest.MonkeyPatch) -> list[list[Command]]:
+    """From now on, the list grows by the commands of each round trip of a listing."""
+    sent: list[list[Command]] = []
+    real = SortedListings._transaction
+
+    async def transaction(self: SortedListings, commands: Sequence[Command]) -> list[Any]:
+        sent.append(list(commands))
+        return await real(self, commands)
+
+    monkeypatch.setattr(SortedListings, "_transaction", transaction)
+    return sent
+
+
+def _sent(sent: list[list[Command]], name: str) -> list[Command]:
+    """The commands called ``name`` among those ``sent``."""
+    return [command for commands in sent for command in commands if command[0] == name]
+
+
+async def test_the_next_page_cuts_what_the_last_one_read(
+    stores: tuple[RedisStore, RedisStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages of a listing not written to meanwhile read the paused ids once; a write, again."""
+    sorting, scripting = stores
+    where = WorkerFilter(paused=False)
+    sent = _commands(monkeypatch)
+    first = await sorting.read_listing(where, 0, 5)
+    second = await sorting.read_listing(where, 6, 5)
+    assert [first, second] == [await scripting.read_listing(where, a, 5) for a in (0, 6)]
+    assert 1 == len(_sent(sent, "SMEMBERS"))
+    await sorting.apply_many([(SetWorkerPaused(workerid=9, paused=True), None)])
+    sent.clear()
+    third = await sorting.read_listing(where, 6, 5)
+    assert third == await scripting.read_listing(where, 6, 5)
+    assert [7, 10, 11, 13, 14] == _ids(third)
+    assert 1 == len(_sent(sent, "SMEMBERS"))
 
 
 async def test_ids_not_dense_list_a_false_flag_through_the_script(
@@ -286,8 +364,8 @@ async def test_a_change_between_count_and_sort_goes_to_the_script(
     """Counts that no longer hold inside the transaction hand the listing to the script."""
     listings = SortedListings(redis, Keys(prefix))
 
-    async def stale(after: int, sets: object) -> tuple[int, int, int, bool]:  # a reset, a new one
-        return after + 1, WORKERS - after - 1, 0, True
+    async def stale(after: int, sets: object, *, members: bool) -> _Counted:  # a reset, a new one
+        return _Counted(after + 1, WORKERS - after - 1, 0, dense=True, stamp=[], members=None)
 
     monkeypatch.setattr(listings, "_counts", stale)
     assert Outcome.USE_SCRIPT == await listings.read(3, None, None)
@@ -475,27 +553,22 @@ async def test_one_master_workers_agree_with_the_script(
 
 
 @pytest.mark.parametrize("where", SORTABLE[1:], ids=str)
-@pytest.mark.parametrize(("after", "limit"), PAGES)
-async def test_a_page_short_of_its_share_reads_again(
+@pytest.mark.parametrize(("after", "limit"), [p for p in PAGES if p[1] is not None])
+async def test_a_page_reads_just_the_documents_it_needs(
     stores: tuple[RedisStore, RedisStore],
     after: int,
-    limit: int | None,
+    limit: int,
     where: WorkerFilter,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """With no margin a page's share of left-out ids can fall short: read again, same page."""
-    monkeypatch.setattr(sorted_module, "_MARGIN", 0)
+    """A page with ids cut out sorts up to its last listed worker: no more, in one sort."""
     sorting, scripting = stores
-    sorts: list[int] = []
-    real = SortedListings._sorted_page
-
-    async def counted(self: SortedListings, *args: Any) -> list[bytes] | Outcome:
-        sorts.append(args[1][2])
-        return await real(self, *args)
-
-    monkeypatch.setattr(SortedListings, "_sorted_page", counted)
+    sent = _commands(monkeypatch)
     got = await sorting.read_listing(where, after, limit)
     assert got == await scripting.read_listing(where, after, limit)
-    if where == WorkerFilter(paused=False) and (after, limit) == (0, 7):
-        # 8 ids read for 7 (its share of the 10 paused), 2 of them paused: then 17.
-        assert [8, 17] == sorts
+    listed = _ids(got)
+    sorts = [command[-1] for command in _sent(sent, "SORT_RO")]
+    if len(listed) == limit:  # read up to the page's last id (ids are their offset + 1)
+        assert [listed[-1] - after] == sorts
+    else:  # a short page: to the last worker, or no sort at all past it
+        assert sorts in ([WORKERS - after], [])
