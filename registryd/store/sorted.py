@@ -30,13 +30,13 @@ graceful) set are cut out by position: a registry's ids are 1 to its next worker
 none ever removed, so the sort's document at offset ``p`` is worker ``p + 1``'s, and no
 id needs reading back (no ``GET #``, for any of these listings). A registry found
 otherwise (counted in the same round trip as the sets) lists a false flag through the
-script. An unpaged listing reads the sets in its first ``MULTI``. A page reads them
-with its counts, so that it sorts just the documents up to its last listed worker, and
-its ``MULTI`` checks the stamp (epoch, revision, next worker id) they were read at: any
-write moves it, and a page written to between its count and its sort is counted again,
-then given to the script. The next page of a listing takes the last page's offsets
-while the stamp holds (at 100,000 workers the paused set is 10,000 ids: read, parsed
-and sorted for each page it cost a page of 10,000 about 1.4x the unfiltered one).
+script. The sets are read with the counts, so that a page sorts just the documents
+up to its last listed worker, and the (first) ``MULTI`` that sorts checks the stamp
+(epoch, revision, next worker id) they were read at: any write moves it, and a listing
+written to between its count and its sort is counted again, then given to the script.
+The next listing (the next page of one, say) takes the last one's offsets while the
+stamp holds: at 100,000 workers the paused set is 10,000 ids, and read, parsed and
+sorted for each page it made a page of 10,000 cost 1.4x the unfiltered one.
 
 ``masterid`` alone, or ``builderid`` alone: the master's (builder's) set is split by
 worker id (:data:`~registryd.store.keys.ID_SPAN` ids a set), so ``SORT_RO <span set>
@@ -54,9 +54,10 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from itertools import compress
 from typing import Any, Final, Literal
 
 import structlog
@@ -112,9 +113,9 @@ class SortedListings:
         #: Read beside every sort: the same three values, the same snapshot (every write
         #: to a document takes a revision; a new worker also moves the next worker id).
         self._stamp: Command = ("MGET", keys.epoch, keys.revision, keys.next_worker_id)
-        #: The offsets a page last cut out: the sets, the stamp they were read at, the
-        #: offsets. The next page of the listing takes them while the stamp holds.
-        self._cuts: tuple[tuple[str, ...], list[Any], list[int]] | None = None
+        #: By sets cut out (paused, graceful or both): the stamp their ids were last read
+        #: at, and their offsets. The next listing takes them while the stamp holds.
+        self._cuts: dict[tuple[str, ...], tuple[list[Any], list[int]]] = {}
 
     async def read(
         self,
@@ -157,56 +158,43 @@ class SortedListings:
         leave_out: Sequence[str],
     ) -> Listing | Outcome:
         keep = _Keep(leave_out)
-        # A page reads the sets' ids with the counts, unless the last page read them.
-        cached = self._cuts is not None and self._cuts[0] == keep.sets
-        members = limit is not None and bool(leave_out) and not cached
-        counted = await self._counts(after, leave_out, members=members)
-        if counted.remaining == 0:
-            return Listing(0, b"")
-        if leave_out and not counted.dense:
-            return Outcome.USE_SCRIPT
-        if limit is not None:
-            return await self._paged(pattern, counted, after, limit=limit, budget=budget, keep=keep)
-        sort = ("SORT_RO", self.keys.workers, "BY", "nosort", "GET", pattern)
-        planned = _Planned(self.keys.workers, after, counted.before, counted.remaining)
-        spans = _spans(counted.before, counted.remaining)
-        return await self._in_chunks(sort, spans, budget, planned, keep)
-
-    async def _paged(
-        self,
-        pattern: str,
-        counted: _Counted,
-        after: int,
-        *,
-        limit: int,
-        budget: int | None,
-        keep: _Keep,
-    ) -> Listing | Outcome:
-        """A page; counted again once after a write between its count and its sort."""
-        for again in (False, True):
+        # The sets' ids are read with the counts, unless the last listing read them.
+        cached = keep.sets in self._cuts
+        counted = await self._counts(after, leave_out, members=bool(leave_out) and not cached)
+        for again in (False, True):  # a write between the count and the sort: once more
             if again:
-                counted = await self._counts(after, keep.sets, members=bool(keep.sets))
-            if keep.sets:
+                counted = await self._counts(after, leave_out, members=bool(leave_out))
+            if leave_out:
                 counted = await self._cut(counted, after, keep)
             if counted.remaining == 0:
                 return Listing(0, b"")
-            if keep.sets and not counted.dense:
+            if leave_out and not counted.dense:
                 return Outcome.USE_SCRIPT
-            page = await self._page(pattern, counted, after, limit=limit, budget=budget, keep=keep)
-            if page is not _STALE:
-                return page
+            if limit is None:
+                listed = await self._in_chunks(pattern, counted, after, budget, keep)
+            else:
+                listed = await self._page(
+                    pattern, counted, after, limit=limit, budget=budget, keep=keep
+                )
+            if listed is not _STALE:
+                return listed
         return Outcome.USE_SCRIPT  # written to all the time: the script reads in one step
 
     async def _cut(self, counted: _Counted, after: int, keep: _Keep) -> _Counted:
         """``keep`` given the offsets of its sets as of ``counted``'s stamp.
 
-        The last page's, where the stamp still holds (no write since, so the sets are the
-        same); else those ``counted`` read, or read now with the counts again.
+        The last listing's, where the stamp still holds (no write since, so the sets are
+        the same); else those ``counted`` read, or read now with the counts again.
         """
-        cached = self._cuts
-        if counted.members is None and cached is not None and cached[1] == counted.stamp:
-            keep.cuts = cached[2]
+        stamp, cuts = self._cuts.get(keep.sets, (None, []))
+        if counted.members is None and stamp == counted.stamp:
+            keep.cuts = cuts
             return counted
+        if counted.members is None:
+            counted = await self._counts(after, keep.sets, members=True)
+        keep.found(counted.members or [])
+        self._cuts[keep.sets] = (counted.stamp, keep.cuts)
+        return counted
         if counted.members is None:
             counted = await self._counts(after, keep.sets, members=True)
         keep.found(counted.members or [])
@@ -241,7 +229,10 @@ class SortedListings:
             return _STALE  # a reset, or a worker added after a page meant to reach the last
         if keep.sets and stamp != counted.stamp:
             return _STALE  # a write came between: the sets may have changed
-        return _joined(keep(docs, before)[:limit], budget)
+        kept = keep(docs, before)
+        if len(kept) < limit and count < remaining:
+            return Outcome.USE_SCRIPT  # a document is missing (a foreign hand): it reads on
+        return _joined(kept[:limit], budget)
 
     async def read_by(
         self, field: SpanFilter, value: int, after: int, limit: int | None, budget: int | None
@@ -295,30 +286,33 @@ class SortedListings:
 
     async def _in_chunks(
         self,
-        sort: tuple[str, ...],
-        spans: Iterable[tuple[int, int]],
+        pattern: str,
+        counted: _Counted,
+        after: int,
         budget: int | None,
-        planned: _Planned,
         keep: _Keep,
-    ) -> Listing | Outcome:
-        """``sort`` read span by span (offset, count), as one snapshot.
+    ) -> Listing | Outcome | _Stale:
+        """An unpaged listing, :data:`SORTED_MAX` documents a ``MULTI``, as one snapshot.
 
-        Every ``MULTI`` reads the stamp (:attr:`_stamp`) beside its span: another stamp
+        Every ``MULTI`` reads the stamp (:attr:`_stamp`) beside its chunk: another stamp
         than the first chunk's means a write came between them, and the script lists.
-        The first one also checks ``planned`` and reads the sets to leave out.
+        The first one also checks the counts the listing was planned on, and, where ids
+        are cut out, the stamp the offsets were read at: either changed, :data:`_STALE`.
         """
+        workers = self.keys.workers
+        sort = ("SORT_RO", workers, "BY", "nosort", "GET", pattern)
+        planned = _Planned(workers, after, counted.before, counted.remaining)
         joining, stamp = _Joining(budget), None
-        for offset, count in spans:
-            first = [*planned.checks, *keep.reads] if stamp is None else []
+        for offset, count in _spans(counted.before, counted.remaining):
+            first = planned.checks if stamp is None else []
             replies = await self._transaction(
                 [self._stamp, *first, (*sort, "LIMIT", offset, count)]
             )
             now, *checked, docs = replies
             if stamp is None:
-                if not planned.held(checked):
-                    return Outcome.USE_SCRIPT
+                if not planned.held(checked) or (keep.sets and now != counted.stamp):
+                    return _STALE
                 stamp = now
-                keep.found(checked[2:])
             elif now != stamp:
                 return Outcome.USE_SCRIPT
             kept = keep(docs, offset)
@@ -565,13 +559,11 @@ class _Keep:
     def __init__(self, sets: Sequence[str]) -> None:
         #: The sets whose ids are cut out.
         self.sets = tuple(sets)
-        #: The reads of the sets' ids (in the same snapshot as the documents).
-        self.reads: list[Command] = [("SMEMBERS", key) for key in sets]
         #: The offsets of their ids, ascending, once :meth:`found` has them.
         self.cuts: list[int] = []
 
     def found(self, replies: list[list[bytes]]) -> None:
-        """The replies to :attr:`reads`: the offsets to cut, for every later call."""
+        """The ids of the sets (``SMEMBERS`` of each): the offsets to cut, for every later call."""
         self.cuts = sorted({int(i) - 1 for ids in replies for i in ids})
 
     def reading(self, offset: int, limit: int, remaining: int) -> int:
@@ -588,14 +580,14 @@ class _Keep:
     def __call__(self, docs: list[bytes | None], offset: int) -> list[bytes]:
         """``docs`` (from ``offset``) without the missing ones and those to cut."""
         cuts = self.cuts
-        kept: list[bytes | None] = []
-        start = 0
         # Only the cuts among these documents: an unpaged listing of 100,000 has ten.
-        for cut in cuts[bisect_left(cuts, offset) : bisect_left(cuts, offset + len(docs))]:
-            kept += docs[start : cut - offset]
-            start = cut - offset + 1
-        kept += docs[start:]
-        return [doc for doc in kept if doc is not None]
+        mine = cuts[bisect_left(cuts, offset) : bisect_left(cuts, offset + len(docs))]
+        if not mine:
+            return list(filter(None, docs))  # a document is never empty: drops the missing
+        kept = bytearray(b"\x01") * len(docs)
+        for cut in mine:
+            kept[cut - offset] = 0
+        return list(filter(None, compress(docs, kept)))
 
 
 def _all_on_builder(docs: list[bytes], builderid: int) -> bool:

@@ -136,17 +136,20 @@ def _writing_after_counts(
     return counts
 
 
+@pytest.mark.parametrize("limit", [5, None])
 async def test_a_pause_between_count_and_sort_counts_again(
     redis: Redis,
     prefix: str,
     stores: tuple[RedisStore, RedisStore],
     monkeypatch: pytest.MonkeyPatch,
+    limit: int | None,
 ) -> None:
-    """A page whose sets changed after they were read is read again, right."""
+    """A listing whose sets changed after they were read is read again, right."""
     keys = Keys(prefix)
     listings = SortedListings(redis, keys)
     counts = _writing_after_counts(monkeypatch, listings, stores[0], times=1)
-    assert [1, 3, 5, 6, 7] == _ids(await listings.read(0, 5, None, [keys.paused]))
+    unpaused = [w for w in _model(WorkerFilter(paused=False), 0) if w != 2]
+    assert unpaused[:limit] == _ids(await listings.read(0, limit, None, [keys.paused]))
     assert [True, True] == counts
 
 
@@ -199,6 +202,23 @@ async def test_the_next_page_cuts_what_the_last_one_read(
     assert third == await scripting.read_listing(where, 6, 5)
     assert [7, 10, 11, 13, 14] == _ids(third)
     assert 1 == len(_sent(sent, "SMEMBERS"))
+
+
+async def test_a_listing_not_written_to_since_the_last_cuts_what_it_read(
+    stores: tuple[RedisStore, RedisStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unpaged too: the paused ids read once while nothing is written, again after a write."""
+    sorting, scripting = stores
+    where = WorkerFilter(paused=False)
+    sent = _commands(monkeypatch)
+    for _ in range(3):
+        assert await sorting.read_listing(where) == await scripting.read_listing(where)
+    assert 1 == len(_sent(sent, "SMEMBERS"))
+    await sorting.apply_many([(SetWorkerPaused(workerid=9, paused=True), None)])
+    listed = await sorting.read_listing(where)
+    assert listed == await scripting.read_listing(where)
+    assert 9 not in _ids(listed)
+    assert 2 == len(_sent(sent, "SMEMBERS"))
 
 
 async def test_ids_not_dense_list_a_false_flag_through_the_script(
@@ -572,3 +592,20 @@ async def test_a_page_reads_just_the_documents_it_needs(
         assert [listed[-1] - after] == sorts
     else:  # a short page: to the last worker, or no sort at all past it
         assert sorts in ([WORKERS - after], [])
+
+
+@pytest.mark.parametrize("where", SORTABLE, ids=str)
+@pytest.mark.parametrize("limit", [None, 10])
+async def test_a_missing_document_is_left_out_as_the_script_does(
+    redis: Redis,
+    prefix: str,
+    stores: tuple[RedisStore, RedisStore],
+    where: WorkerFilter,
+    limit: int | None,
+) -> None:
+    """A worker id whose document a foreign hand deleted: not listed, by either path."""
+    sorting, scripting = stores
+    await redis.delete(f"{Keys(prefix).worker_prefix}7")
+    got = await sorting.read_listing(where, 0, limit)
+    assert got == await scripting.read_listing(where, 0, limit)
+    assert 7 not in _ids(got)
