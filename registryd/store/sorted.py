@@ -116,6 +116,8 @@ class SortedListings:
         #: By sets cut out (paused, graceful or both): the stamp their ids were last read
         #: at, and their offsets. The next listing takes them while the stamp holds.
         self._cuts: dict[tuple[str, ...], tuple[list[Any], list[int]]] = {}
+        #: The sets whose offsets the last listing found written to: read with the counts.
+        self._written: set[tuple[str, ...]] = set()
 
     async def read(
         self,
@@ -159,7 +161,7 @@ class SortedListings:
     ) -> Listing | Outcome:
         keep = _Keep(leave_out)
         # The sets' ids are read with the counts, unless the last listing read them.
-        cached = keep.sets in self._cuts
+        cached = keep.sets in self._cuts and keep.sets not in self._written
         counted = await self._counts(after, leave_out, members=bool(leave_out) and not cached)
         for again in (False, True):  # a write between the count and the sort: once more
             if again:
@@ -184,21 +186,21 @@ class SortedListings:
         """``keep`` given the offsets of its sets as of ``counted``'s stamp.
 
         The last listing's, where the stamp still holds (no write since, so the sets are
-        the same); else those ``counted`` read, or read now with the counts again.
+        the same); else those ``counted`` read, or read now with the counts again. Sets
+        found written to since are read with the counts from then on, until a listing
+        finds them as the last one left them: a registry written to all the time costs
+        no second round trip a listing.
         """
         stamp, cuts = self._cuts.get(keep.sets, (None, []))
-        if counted.members is None and stamp == counted.stamp:
+        if stamp == counted.stamp:
+            self._written.discard(keep.sets)
             keep.cuts = cuts
             return counted
         if counted.members is None:
+            self._written.add(keep.sets)
             counted = await self._counts(after, keep.sets, members=True)
         keep.found(counted.members or [])
         self._cuts[keep.sets] = (counted.stamp, keep.cuts)
-        return counted
-        if counted.members is None:
-            counted = await self._counts(after, keep.sets, members=True)
-        keep.found(counted.members or [])
-        self._cuts = (keep.sets, counted.stamp, keep.cuts)
         return counted
 
     async def _page(
@@ -380,7 +382,7 @@ class _Counted:
 
 
 class _Stale(Enum):
-    """A page whose plan no longer held when it was sorted."""
+    """A listing whose plan no longer held when it was sorted."""
 
     STALE = "stale"
 

@@ -609,3 +609,37 @@ async def test_a_missing_document_is_left_out_as_the_script_does(
     got = await sorting.read_listing(where, 0, limit)
     assert got == await scripting.read_listing(where, 0, limit)
     assert 7 not in _ids(got)
+
+
+async def test_sets_written_to_between_listings_are_read_with_the_counts(
+    redis: Redis,
+    prefix: str,
+    stores: tuple[RedisStore, RedisStore],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Written to between listings: one count each (with the ids) after the first miss.
+
+    Quiet again, a listing that finds the sets as the last one left them takes its
+    offsets, and the next one counts without the ids.
+    """
+    sorting, scripting = stores
+    keys = Keys(prefix)
+    listings = SortedListings(redis, keys)
+    real, counts = listings._counts, list[bool]()
+
+    async def spied(after: int, sets: Sequence[str], *, members: bool) -> _Counted:
+        counts.append(members)
+        return await real(after, sets, members=members)
+
+    monkeypatch.setattr(listings, "_counts", spied)
+    where = WorkerFilter(paused=False)
+    per_listing, paused = [], False  # worker 2 is not paused at first
+    for write in (False, True, True, True, False, False):
+        if write:  # worker 2 paused, then not, then paused again
+            paused = not paused
+            await sorting.apply_many([(SetWorkerPaused(workerid=2, paused=paused), None)])
+        counts.clear()
+        got = await listings.read(0, 5, None, [keys.paused])
+        assert _ids(await scripting.read_listing(where, 0, 5)) == _ids(got)
+        per_listing.append(list(counts))
+    assert [[True], [False, True], [True], [True], [True], [False]] == per_listing
