@@ -185,39 +185,22 @@ def _sent(sent: list[list[Command]], name: str) -> list[Command]:
     return [command for commands in sent for command in commands if command[0] == name]
 
 
-async def test_the_next_page_cuts_what_the_last_one_read(
-    stores: tuple[RedisStore, RedisStore], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("limit", [5, None])
+async def test_listings_not_written_to_meanwhile_cut_what_the_last_one_read(
+    stores: tuple[RedisStore, RedisStore], monkeypatch: pytest.MonkeyPatch, limit: int | None
 ) -> None:
-    """Pages of a listing not written to meanwhile read the paused ids once; a write, again."""
+    """Pages or whole listings: the paused ids read once while nothing is written, then again."""
     sorting, scripting = stores
     where = WorkerFilter(paused=False)
     sent = _commands(monkeypatch)
-    first = await sorting.read_listing(where, 0, 5)
-    second = await sorting.read_listing(where, 6, 5)
-    assert [first, second] == [await scripting.read_listing(where, a, 5) for a in (0, 6)]
+    for after in (0, 6, 6):
+        got = await sorting.read_listing(where, after, limit)
+        assert got == await scripting.read_listing(where, after, limit)
     assert 1 == len(_sent(sent, "SMEMBERS"))
     await sorting.apply_many([(SetWorkerPaused(workerid=9, paused=True), None)])
-    sent.clear()
-    third = await sorting.read_listing(where, 6, 5)
-    assert third == await scripting.read_listing(where, 6, 5)
-    assert [7, 10, 11, 13, 14] == _ids(third)
-    assert 1 == len(_sent(sent, "SMEMBERS"))
-
-
-async def test_a_listing_not_written_to_since_the_last_cuts_what_it_read(
-    stores: tuple[RedisStore, RedisStore], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Unpaged too: the paused ids read once while nothing is written, again after a write."""
-    sorting, scripting = stores
-    where = WorkerFilter(paused=False)
-    sent = _commands(monkeypatch)
-    for _ in range(3):
-        assert await sorting.read_listing(where) == await scripting.read_listing(where)
-    assert 1 == len(_sent(sent, "SMEMBERS"))
-    await sorting.apply_many([(SetWorkerPaused(workerid=9, paused=True), None)])
-    listed = await sorting.read_listing(where)
-    assert listed == await scripting.read_listing(where)
-    assert 9 not in _ids(listed)
+    listed = await sorting.read_listing(where, 6, limit)
+    assert listed == await scripting.read_listing(where, 6, limit)
+    assert [7, 10, 11, 13, 14] == _ids(listed)[:5]
     assert 2 == len(_sent(sent, "SMEMBERS"))
 
 
@@ -284,24 +267,16 @@ async def test_a_refused_sort_turns_the_path_off() -> None:
         server.kill()
 
 
-def _count_pipelines(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def _count_pipelines(monkeypatch: pytest.MonkeyPatch) -> list[list[Command]]:
     """From now on, the list grows by one per round trip of a listing (commands sent).
 
     The round trips: the one that counts, and its ``MULTI``s.
     """
-    ran: list[int] = []
-    real = SortedListings._transaction
-
-    async def transaction(self: SortedListings, commands: Sequence[Command]) -> list[Any]:
-        ran.append(len(commands))
-        return await real(self, commands)
-
-    monkeypatch.setattr(SortedListings, "_transaction", transaction)
-    return ran
+    return _commands(monkeypatch)
 
 
 @pytest.fixture
-def chunks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def chunks(monkeypatch: pytest.MonkeyPatch) -> list[list[Command]]:
     """``SORTED_MAX`` at 10; the list grows by one per ``MULTI`` a listing runs."""
     monkeypatch.setattr(sorted_module, "SORTED_MAX", 10)
     return _count_pipelines(monkeypatch)
@@ -329,7 +304,7 @@ def _write_after_first_sort(
 @pytest.mark.parametrize("after", [0, 13, 39])
 async def test_longer_unpaged_listings_are_read_in_chunks(
     stores: tuple[RedisStore, RedisStore],
-    chunks: list[int],
+    chunks: list[list[Command]],
     where: WorkerFilter,
     after: int,
 ) -> None:
@@ -348,7 +323,7 @@ async def test_a_write_between_chunks_gives_the_listing_to_the_script(
     redis: Redis,
     prefix: str,
     stores: tuple[RedisStore, RedisStore],
-    chunks: list[int],
+    chunks: list[list[Command]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A document written after the first chunk was read: not one snapshot, the script lists."""
@@ -363,7 +338,7 @@ async def test_a_write_between_chunks_gives_the_listing_to_the_script(
 
 
 async def test_chunks_stop_at_the_budget(
-    stores: tuple[RedisStore, RedisStore], chunks: list[int]
+    stores: tuple[RedisStore, RedisStore], chunks: list[list[Command]]
 ) -> None:
     """Over the budget after the second chunk: no more chunks are read, ``None`` alike."""
     sorting, scripting = stores
