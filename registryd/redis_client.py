@@ -140,7 +140,7 @@ def _sentinel_master(target: RedisTarget, options: dict[str, Any], login: dict[s
         "socket_connect_timeout": options["socket_connect_timeout"],
         **login,
     }
-    sentinel = Sentinel(list(target.nodes), sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(list(target.nodes), sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call,unused-ignore]
     client: Redis = sentinel.master_for(
         target.service,
         connection_pool_class=_SentinelPool,
