@@ -126,18 +126,14 @@ def _listing_rows(
             Row(section, n, f"{label} whole call, typed", stats[label, "typed"], "s",
                 floor=stats[label, "raw"], floor_label="raw call", target=at_most(2.0)),
         ]  # fmt: skip
-    for kind, what in (("mget", "MGET of the docs"), ("echo", "echo of the reply's size")):
-        rows.append(Row(section, n, f"floor part: {what}", stats[ALL, kind], "s"))
-    rows.append(Row(section, n, "floor part: json.loads of the reply", stats[ALL, "loads"], "s"))
-    rows.append(
-        Row(
-            section,
-            n,
-            "floor part: the client's decode_json of the reply (from_json, collector held off)",
-            stats[ALL, "decoded"],
-            "s",
-        )
+    parts = (
+        ("mget", "MGET of the docs"),
+        ("echo", "echo of the reply's size"),
+        ("loads", "json.loads of the reply"),
+        ("decoded", "the client's decode_json of the reply (from_json, collector held off)"),
     )
+    for kind, what in parts:
+        rows.append(Row(section, n, f"floor part: {what}", stats[ALL, kind], "s"))
     per_worker = stats[ALL, "raw"].scaled(1 / n)
     first = ctx.plan.sizes[0]
     if n != first:

@@ -29,9 +29,9 @@ reading stops as soon as the documents are over the reply's budget.
 graceful) set are cut out by position: a registry's ids are 1 to its next worker id,
 none ever removed, so the sort's document at offset ``p`` is worker ``p + 1``'s, and no
 id needs reading back (no ``GET #``, for any of these listings). A registry found
-otherwise (counted in the same round trip as the sets) lists a false flag through the
-script. The sets are read with the counts, so that a page sorts just the documents
-up to its last listed worker, and the (first) ``MULTI`` that sorts checks the stamp
+otherwise (by the counting round trip) lists a false flag through the script. The
+sets are read with the counts, so that a page sorts just the documents up to its last
+listed worker, and the (first) ``MULTI`` that sorts checks the stamp
 (epoch, revision, next worker id) they were read at: any write moves it, and a listing
 written to between its count and its sort is counted again, then given to the script.
 The next listing (the next page of one, say) takes the last one's offsets while the
@@ -221,15 +221,16 @@ class SortedListings:
         """
         before, remaining = counted.before, counted.remaining
         count = keep.reading(before, limit, remaining)
-        if count > SORTED_MAX + min(counted.left_out, SORTED_MAX):
+        if count > SORTED_MAX + min(len(keep.cuts), SORTED_MAX):
             return Outcome.USE_SCRIPT
         workers = self.keys.workers
         sort = ("SORT_RO", workers, "BY", "nosort", "GET", pattern, "LIMIT", before, count)
-        replies = await self._transaction([self._stamp, *_Planned.counting(workers, after), sort])
-        stamp, now_before, now_remaining, docs = replies
+        stamped = [self._stamp] if keep.sets else []  # only cut offsets need the stamp
+        replies = await self._transaction([*stamped, *_Planned.counting(workers, after), sort])
+        *stamp, now_before, now_remaining, docs = replies
         if now_before != before or (count == remaining and now_remaining != remaining):
             return _STALE  # a reset, or a worker added after a page meant to reach the last
-        if keep.sets and stamp != counted.stamp:
+        if keep.sets and stamp != [counted.stamp]:
             return _STALE  # a write came between: the sets may have changed
         kept = keep(docs, before)
         if len(kept) < limit and count < remaining:
@@ -346,22 +347,17 @@ class SortedListings:
         return _executed(replies[-1])
 
     async def _counts(self, after: int, sets: Sequence[str], *, members: bool) -> _Counted:
-        """Ids up to ``after``, after it, in ``sets``; whether they are dense; the stamp.
+        """Ids up to ``after`` and after it; whether they are dense; the stamp.
 
         One round trip, one snapshot; with the ids of ``sets`` where ``members``. Dense:
         every id from 1 to the next worker id is a worker's.
         """
         counts = _Planned.counting(self.keys.workers, after)
-        cards = [("SCARD", key) for key in sets]
         reads = [("SMEMBERS", key) for key in sets] if members else []
-        before, remaining, stamp, *rest = await self._transaction(
-            [*counts, self._stamp, *cards, *reads]
-        )
+        before, remaining, stamp, *found = await self._transaction([*counts, self._stamp, *reads])
         before, remaining = int(before), int(remaining)
         dense = before == after and before + remaining == int(stamp[2] or 0)
-        left_out = sum(map(int, rest[: len(sets)]))
-        found = rest[len(sets) :] if members else None
-        return _Counted(before, remaining, left_out, dense, stamp, found)
+        return _Counted(before, remaining, dense, stamp, found if members else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,8 +367,6 @@ class _Counted:
     #: Ids up to ``after``, and after it.
     before: int
     remaining: int
-    #: Ids in the sets to leave out (``SCARD``).
-    left_out: int
     #: Whether every id from 1 to the next worker id is a worker's.
     dense: bool
     #: The epoch, the revision and the next worker id (:attr:`SortedListings._stamp`).

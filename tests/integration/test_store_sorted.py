@@ -360,7 +360,7 @@ async def test_a_change_between_count_and_sort_goes_to_the_script(
     listings = SortedListings(redis, Keys(prefix))
 
     async def stale(after: int, sets: object, *, members: bool) -> _Counted:  # a reset, a new one
-        return _Counted(after + 1, WORKERS - after - 1, 0, dense=True, stamp=[], members=None)
+        return _Counted(after + 1, WORKERS - after - 1, dense=True, stamp=[], members=None)
 
     monkeypatch.setattr(listings, "_counts", stale)
     assert Outcome.USE_SCRIPT == await listings.read(3, None, None)
